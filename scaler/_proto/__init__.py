@@ -1,0 +1,1 @@
+"""Generated from protos/externalscaler.proto by `make proto`; do not edit."""

@@ -1,0 +1,203 @@
+"""Composition root and lifecycle: build everything, serve, and shut down in order.
+
+Startup: metrics registry and HTTP endpoint, backends, pool, coalescer, engine, watch hub,
+servicer, ``grpc.health.v1`` and reflection on the gRPC port, then health SERVING.
+
+Shutdown (SIGTERM/SIGINT), each step logged:
+
+1. health NOT_SERVING, so probes and new clients move away;
+2. open streams end with status OK (KEDA then reconnects after 2 s instead of a grown backoff);
+3. ``server.stop(grace)``: new RPCs are refused, in-flight ones get ``grace`` seconds;
+4. shared reads in flight are cancelled and every backend client is closed;
+5. the metrics endpoint stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.backends import build_backends
+from scaler.backends.base import Backend, Measurement
+from scaler.cache import Coalescer
+from scaler.engine import Engine
+from scaler.metrics import ScalerMetrics
+from scaler.pool import BackendPool
+from scaler.server import ExternalScalerServicer
+from scaler.settings import Settings
+from scaler.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
+# KEDA sends no keepalive pings; ours detect a dead operator behind a half-open stream.
+_GRPC_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.so_reuseport", 0),
+)
+_EVICT_EVERY = 60.0
+# how often the metrics server thread checks for shutdown (prometheus_client's default is 0.5 s)
+_METRICS_POLL = 0.05
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _start_metrics_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    httpd = make_server(
+        host, port, make_wsgi_app(registry), ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": _METRICS_POLL}, daemon=True
+    )
+    thread.start()
+    return httpd
+
+
+def build_engine(
+    settings: Settings,
+    metrics: ScalerMetrics | None = None,
+    backends: Mapping[str, Backend] | None = None,
+) -> Engine:
+    """The engine with every backend, its pool and its coalescer (also used by ``check``).
+
+    :param backends: the registry to serve (default: every built-in backend)
+    """
+    if backends is None:
+        backends = build_backends(settings.backend_timeout)
+    cache: Coalescer[Measurement] = Coalescer(
+        settings.cache_ttl, on_outcome=metrics.coalesced if metrics is not None else None
+    )
+    return Engine(
+        backends,
+        BackendPool(backends, idle_timeout=settings.pool_idle_timeout),
+        cache,
+        settings.backend_timeout,
+        observer=metrics,
+    )
+
+
+class ScalerApp:
+    """The running service; :meth:`start` then :meth:`stop`, or :meth:`run` until a signal.
+
+    :param settings: process settings (ports may be 0 in tests: see :attr:`grpc_port`)
+    :param registry: the Prometheus registry to fill (a fresh one by default)
+    :param backends: the backend registry (default: every built-in backend; tests add fakes)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        backends: Mapping[str, Backend] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ScalerMetrics(self.registry, settings.max_resource_series)
+        self.engine = build_engine(settings, self.metrics, backends)
+        self.hub = WatchHub(
+            self.engine, lambda backend: settings.watch_interval, self.metrics.watcher_count
+        )
+        self.shutdown = asyncio.Event()
+        self.grpc_port = settings.grpc_port
+        self.metrics_port = settings.metrics_port
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._httpd: WSGIServer | None = None
+        self._evictor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Bind both ports and start serving; health becomes SERVING."""
+        s = self.settings
+        self._httpd = _start_metrics_server(s.bind_address, s.metrics_port, self.registry)
+        self.metrics_port = self._httpd.server_port
+        server = grpc.aio.server(options=_GRPC_OPTIONS)
+        servicer = ExternalScalerServicer(self.engine, self.hub, self.metrics, self.shutdown)
+        pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        host = f"[{s.bind_address}]" if ":" in s.bind_address else s.bind_address
+        self.grpc_port = server.add_insecure_port(f"{host}:{s.grpc_port}")
+        await server.start()
+        self._server = server
+        self._evictor = asyncio.get_running_loop().create_task(self._evict_idle())
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving %s on %s:%d, metrics on :%d",
+            SERVICE_NAME,
+            s.bind_address,
+            self.grpc_port,
+            self.metrics_port,
+        )
+
+    async def stop(self) -> None:
+        """Graceful shutdown in the order of the module docstring; safe to call twice."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        log.info("shutting down: health NOT_SERVING")
+        await self._health.enter_graceful_shutdown()
+        log.info("ending open streams with status OK")
+        self.shutdown.set()
+        await self.hub.aclose()
+        log.info("stopping the gRPC server (grace %.3gs)", self.settings.grace_period)
+        await server.stop(self.settings.grace_period)
+        if self._evictor is not None:
+            self._evictor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._evictor
+        log.info("closing backend clients")
+        await self.engine.aclose()
+        if self._httpd is not None:
+            log.info("stopping the metrics endpoint")
+            await asyncio.to_thread(self._httpd.shutdown)
+            self._httpd.server_close()
+        log.info("stopped")
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("signal received")
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def _evict_idle(self) -> None:
+        while True:
+            await asyncio.sleep(_EVICT_EVERY)
+            closed = await self.engine.pool.evict_idle()
+            if closed:
+                log.info("closed %d idle backend clients", closed)

@@ -1,0 +1,15 @@
+"""The backend registry, written out by hand (KEDA's explicit switch, no import-time plugins)."""
+
+from __future__ import annotations
+
+from scaler.backends.base import Backend
+from scaler.backends.redis import RedisBackend
+
+
+def build_backends(timeout: float) -> dict[str, Backend]:
+    """Every backend by the name that selects it in ``backend: <name>``.
+
+    :param timeout: socket-level timeout for broker clients (the engine also bounds each call)
+    """
+    backends: list[Backend] = [RedisBackend(timeout)]
+    return {b.name: b for b in backends}

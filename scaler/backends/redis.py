@@ -1,0 +1,252 @@
+"""The ``redis`` backend: length of a Redis list (or set, sorted set, hash), with KEDA parity.
+
+Parameters, defaults and meanings are those of KEDA's ``redis`` trigger (redis-lists): ``address``
+or ``host`` + ``port``, ``username``, ``password``, ``databaseIndex``, ``enableTLS`` (or ``tls``),
+``unsafeSsl``, ``listName``, ``listLength`` (5), ``activationListLength`` (0).
+
+The length is read in one round trip by a server-side script that checks the key type first,
+exactly as KEDA does: LLEN for a list, SCARD for a set, ZCARD for a sorted set, HLEN for a hash,
+0 for a missing key (Redis deletes empty lists); any other type is an error naming the type.
+
+This is the only module that imports redis-py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
+from scaler.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendPermissionDenied,
+    BackendTimeout,
+    BackendUnavailable,
+    UnsupportedResource,
+)
+from scaler.metadata import (
+    MetadataReader,
+    boolean,
+    integer,
+    non_negative,
+    positive,
+    text,
+)
+
+NAME: Final = "redis"
+
+# TYPE then the matching length command, atomically and in one round trip (KEDA's script,
+# returning the type too so that an unsupported type can be named in the error).
+_LENGTH_SCRIPT: Final = """
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t == 'list' or t == 'none' then return {t, redis.call('LLEN', KEYS[1])} end
+if t == 'set' then return {t, redis.call('SCARD', KEYS[1])} end
+if t == 'zset' then return {t, redis.call('ZCARD', KEYS[1])} end
+if t == 'hash' then return {t, redis.call('HLEN', KEYS[1])} end
+return {t, -1}
+"""
+_LENGTH_SHA: Final = hashlib.sha1(_LENGTH_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConnection:
+    """Identity of one Redis connection; the pool keeps one client per distinct value."""
+
+    host: str
+    port: int
+    database: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    unsafe_ssl: bool = False
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisList:
+    """The resource read from Redis: one key in one database (the database is in the connection)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTrigger:
+    """A parsed ``backend: redis`` trigger."""
+
+    connection: RedisConnection
+    resource: RedisList
+    list_length: int = 5
+    activation_list_length: int = 0
+    backend: str = NAME
+
+    @property
+    def target(self) -> float:
+        return float(self.list_length)
+
+    def metric_name(self) -> str:
+        return metric_name("redis", self.resource.key)
+
+    def resource_label(self) -> str:
+        return f"{self.connection.address}/{self.connection.database}/{self.resource.key}"
+
+    def evaluate(self, measurement: Measurement) -> Evaluation:
+        # KEDA: active iff length > activationListLength (strict)
+        return Evaluation(measurement.value, measurement.value > self.activation_list_length)
+
+
+def _split_address(reader: MetadataReader, key: str, value: str) -> tuple[str, int] | None:
+    # `address` may be a comma list (KEDA's `addresses` alias); standalone Redis uses the first.
+    first = value.split(",")[0].strip()
+    host, sep, port = first.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        reader.problem(f"{key}: {first!r} is not host:port")
+        return None
+    return host, int(port)
+
+
+def parse_metadata(raw: Mapping[str, str]) -> RedisTrigger:
+    """Parse ``backend: redis`` metadata with KEDA's names and defaults; every problem at once."""
+    r = MetadataReader(raw, NAME)
+    address: tuple[str, int] | None = None
+    found = r.lookup("address", aliases=("addresses",))
+    if found is not None:
+        address = _split_address(r, found[0], found[1])
+    elif r.present("host", ("hosts",)) or r.present("port", ("ports",)):
+        host = r.get("host", text, aliases=("hosts",))
+        port = r.get("port", integer, aliases=("ports",), check=_valid_port)
+        if host is not None and port is not None:
+            address = (host.split(",")[0].strip(), port)
+    else:
+        r.problem("missing required parameter address (or host and port)")
+
+    list_name = r.get("listName", text)
+    list_length = r.get("listLength", integer, default=5, check=positive)
+    activation = r.get("activationListLength", integer, default=0, check=non_negative)
+    database = r.get("databaseIndex", integer, default=0, check=non_negative)
+    username = r.get("username", text, default=None)
+    password = r.get("password", text, default=None, secret=True)
+    enable_tls = r.get("enableTLS", boolean, default=None)
+    tls_mode = r.get("tls", text, default=None, choices=("enable", "disable"))
+    if enable_tls is not None and tls_mode is not None:
+        r.problem("enableTLS and tls cannot both be set")
+    unsafe_ssl = r.get("unsafeSsl", boolean, default=False)
+    r.finish()
+    assert address is not None  # finish() raised otherwise
+    assert list_name is not None
+    return RedisTrigger(
+        connection=RedisConnection(
+            host=address[0],
+            port=address[1],
+            database=database,
+            username=username,
+            password=password,
+            tls=bool(enable_tls) or tls_mode == "enable",
+            unsafe_ssl=unsafe_ssl,
+        ),
+        resource=RedisList(list_name),
+        list_length=list_length,
+        activation_list_length=activation,
+    )
+
+
+def _valid_port(port: int) -> str | None:
+    return None if 0 < port < 65536 else "is not a TCP port (1-65535)"
+
+
+class RedisClient:
+    """One redis-py asyncio client (with its own small connection pool) for one identity."""
+
+    def __init__(self, connection: RedisConnection, timeout: float) -> None:
+        self._connection = connection
+        self._where = f"redis {connection.address} db {connection.database}"
+        self._redis = aioredis.Redis(
+            host=connection.host,
+            port=connection.port,
+            db=connection.database,
+            username=connection.username,
+            password=connection.password,
+            ssl=connection.tls,
+            ssl_cert_reqs="none" if connection.unsafe_ssl else "required",
+            ssl_check_hostname=connection.tls and not connection.unsafe_ssl,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            # No hidden retries: the engine retries once on a fresh client, within the deadline.
+            retry=Retry(NoBackoff(), 0),
+            client_name="keda-queue-scaler",
+        )
+
+    async def measure(self, resource: Hashable) -> Measurement:
+        assert isinstance(resource, RedisList)
+        try:
+            reply = await self._eval(resource.key)
+        except rexc.RedisError as err:
+            raise self._translate(err) from None
+        key_type = _decode(reply[0])
+        length = int(reply[1])
+        if length < 0:
+            raise UnsupportedResource(
+                f"{self._where}: key {resource.key!r} is a {key_type}, "
+                "not a list, set, sorted set or hash"
+            )
+        return Measurement(float(length), {"type": key_type})
+
+    async def _eval(self, key: str) -> list[bytes | int]:
+        try:
+            reply = await self._redis.evalsha(_LENGTH_SHA, 1, key)
+        except rexc.NoScriptError:
+            # first use on this server (or after a restart): EVAL also caches the script
+            reply = await self._redis.eval(_LENGTH_SCRIPT, 1, key)
+        return list(reply)
+
+    def _translate(self, err: rexc.RedisError) -> BackendError:
+        detail = str(err)
+        if self._connection.password:
+            detail = detail.replace(self._connection.password, "***")
+        message = f"{self._where}: {detail}"
+        if isinstance(err, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):
+            return BackendAuthError(message)
+        if isinstance(err, rexc.NoPermissionError | rexc.AuthorizationError):
+            return BackendPermissionDenied(message)
+        if isinstance(err, rexc.TimeoutError):
+            return BackendTimeout(message)
+        if isinstance(err, rexc.ConnectionError | rexc.BusyLoadingError):
+            return BackendUnavailable(message)
+        if isinstance(err, rexc.ResponseError) and detail.startswith(("NOAUTH", "WRONGPASS")):
+            return BackendAuthError(message)
+        return BackendError(message)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def _decode(value: bytes | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend:
+    """The ``redis`` entry of the backend registry."""
+
+    name: Final = NAME
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+
+    def parse(self, raw: Mapping[str, str]) -> RedisTrigger:
+        return parse_metadata(raw)
+
+    def connect(self, connection: Hashable) -> BackendClient:
+        assert isinstance(connection, RedisConnection)
+        return RedisClient(connection, self._timeout)

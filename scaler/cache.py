@@ -1,0 +1,122 @@
+"""Single-flight + TTL coalescing of identical measurements.
+
+KEDA calls ``GetMetrics`` then ``IsActive`` back to back on every poll and on every HPA sync, and
+many ScaledObjects often watch the same queue. All of those callers ask the same question of the
+broker; :class:`Coalescer` makes them share one answer:
+
+* concurrent callers of one key await a single in-flight fetch ("shared");
+* a successful result is reused for ``ttl`` seconds ("hit"); otherwise a new fetch starts ("miss");
+* a failure reaches every caller waiting on that fetch but is never stored;
+* the fetch runs in its own task and callers wait through :func:`asyncio.shield`, so a cancelled
+  RPC never cancels a fetch that other callers are waiting on.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, Literal, TypeVar
+
+V = TypeVar("V")
+Outcome = Literal["hit", "miss", "shared"]
+
+# Sweep expired entries after this many stores, so memory follows the live key set.
+_SWEEP_EVERY = 1024
+
+
+class Coalescer(Generic[V]):
+    """Share one fetch per key among concurrent callers, and its result for ``ttl`` seconds.
+
+    :param ttl: how long a successful result is reused, in seconds (0 disables reuse)
+    :param on_outcome: called with ``"hit"``, ``"miss"`` or ``"shared"`` for every lookup
+    :param clock: monotonic clock, injectable for tests
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self._on_outcome = on_outcome
+        self._clock = clock
+        self._values: dict[Hashable, tuple[float, V]] = {}
+        self._inflight: dict[Hashable, asyncio.Task[V]] = {}
+        self._stores = 0
+
+    async def get(
+        self, key: Hashable, fetch: Callable[[], Awaitable[V]], *, max_age: float | None = None
+    ) -> V:
+        """The value for ``key``: cached if younger than ``max_age`` (default ttl), else fetched.
+
+        ``max_age=0`` asks for a fresh read, but still joins a fetch already in flight.
+        """
+        limit = self.ttl if max_age is None else max_age
+        cached = self._values.get(key)
+        if cached is not None and limit > 0 and self._clock() - cached[0] < limit:
+            self._count("hit")
+            return cached[1]
+        task = self._inflight.get(key)
+        if task is None:
+            self._count("miss")
+            task = asyncio.get_running_loop().create_task(self._run(key, fetch))
+            self._inflight[key] = task
+            task.add_done_callback(_consume_exception)
+        else:
+            self._count("shared")
+        return await asyncio.shield(task)
+
+    def peek(self, key: Hashable) -> V | None:
+        """The last stored value for ``key`` whatever its age, without fetching."""
+        cached = self._values.get(key)
+        return None if cached is None else cached[1]
+
+    @property
+    def inflight(self) -> int:
+        """Number of fetches currently running."""
+        return len(self._inflight)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    async def aclose(self) -> None:
+        """Cancel every fetch in flight and forget every value (shutdown)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._values.clear()
+
+    async def _run(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> V:
+        try:
+            value = await fetch()
+            self._store(key, value)
+            return value
+        finally:
+            self._inflight.pop(key, None)
+
+    def _store(self, key: Hashable, value: V) -> None:
+        now = self._clock()
+        self._values[key] = (now, value)
+        self._stores += 1
+        if self._stores % _SWEEP_EVERY == 0:
+            # keep the last value of recently read keys (peek), drop the long-expired ones
+            horizon = max(self.ttl, 1.0) * 60
+            stale = [k for k, (at, _) in self._values.items() if now - at > horizon]
+            for k in stale:
+                del self._values[k]
+
+    def _count(self, outcome: Outcome) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+
+def _consume_exception(task: asyncio.Task[object]) -> None:
+    # Every waiter may have been cancelled; retrieve the exception so asyncio does not log
+    # "Task exception was never retrieved" for a failure that was already reported.
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,62 @@
+"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE`` and ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from scaler import __version__, check, logs
+from scaler.app import ScalerApp, build_engine
+from scaler.errors import SettingsError
+from scaler.settings import Settings, environment
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keda-queue-scaler",
+        description="KEDA external scaler for Redis lists, Kafka consumer lag and RabbitMQ queues.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the KEDA external scaler gRPC API")
+    Settings.add_arguments(serve)
+    checker = commands.add_parser(
+        "check",
+        help="evaluate the external triggers of a ScaledObject/ScaledJob manifest as KEDA would",
+    )
+    check.add_arguments(checker)
+    Settings.add_arguments(checker)
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        sys.stdout.write(f"keda-queue-scaler {__version__}\n")
+        return 0
+    try:
+        settings = Settings.load(vars(args))
+    except SettingsError as err:
+        sys.stderr.write(f"keda-queue-scaler: {err}\n")
+        return 2
+    if args.command == "serve":
+        logs.configure(settings.log_format, settings.log_level)
+        asyncio.run(ScalerApp(settings).run())
+        return 0
+    logs.configure(settings.log_format, "WARNING")
+    return asyncio.run(_check(args, settings))
+
+
+async def _check(args: argparse.Namespace, settings: Settings) -> int:
+    engine = build_engine(settings)
+    try:
+        return await check.run(args, engine, environment(), sys.stdout)
+    finally:
+        await engine.aclose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

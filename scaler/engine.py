@@ -1,0 +1,203 @@
+"""From trigger metadata to a shared, bounded, observed measurement.
+
+The engine owns the path every RPC takes below the gRPC layer::
+
+    metadata --parse (memoised)--> Trigger --coalesce--> pool client --measure--> Measurement
+
+* :meth:`Engine.trigger` selects the backend from the ``backend`` key and parses the rest; the
+  outcome (trigger or MetadataError) is memoised per distinct metadata, because KEDA sends the
+  same map on every call.
+* :meth:`Engine.measure` coalesces by (backend, connection identity, resource), bounds the broker
+  call by the backend timeout, retries once on a fresh client after a connection error (KEDA's
+  rebuild-once rule), and reports each read to an :class:`Observer`.
+
+It knows nothing of gRPC or Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from typing import Final, Protocol
+
+from scaler.backends.base import Backend, Evaluation, Measurement, Trigger
+from scaler.cache import Coalescer
+from scaler.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    MetadataError,
+    ScalerError,
+)
+from scaler.metadata import BACKEND_KEY, quote
+from scaler.pool import BackendPool
+
+log = logging.getLogger(__name__)
+
+#: a hostile or broken request costs one cheap error, not a parse of megabytes
+MAX_METADATA_KEYS: Final = 256
+MAX_METADATA_BYTES: Final = 64 * 1024
+
+
+class Observer(Protocol):
+    """Where the engine reports what it did (implemented by ``scaler.metrics.ScalerMetrics``)."""
+
+    def backend_read(self, backend: str, reason: str, seconds: float) -> None:
+        """One broker read finished; ``reason`` is ``"ok"`` or the error's reason."""
+
+    def measured(self, backend: str, resource: str, value: float) -> None:
+        """A successful measurement of ``resource`` (a secret-free label)."""
+
+
+class _NullObserver:
+    def backend_read(self, backend: str, reason: str, seconds: float) -> None:
+        pass
+
+    def measured(self, backend: str, resource: str, value: float) -> None:
+        pass
+
+
+class Engine:
+    """Parses triggers and measures them through the coalescer and the pool.
+
+    :param backends: the registry, by name
+    :param pool: clients per connection identity
+    :param cache: coalescer of measurements
+    :param backend_timeout: upper bound of one broker read, retry included, in seconds
+    :param observer: receives read outcomes and values
+    :param parse_cache_size: distinct metadata maps whose parse outcome is remembered
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        pool: BackendPool,
+        cache: Coalescer[Measurement],
+        backend_timeout: float,
+        observer: Observer | None = None,
+        parse_cache_size: int = 20_000,
+    ) -> None:
+        self.backends = backends
+        self.pool = pool
+        self.cache = cache
+        self.backend_timeout = backend_timeout
+        self._observer: Observer = observer or _NullObserver()
+        self._parsed: OrderedDict[Hashable, Trigger | MetadataError] = OrderedDict()
+        self._parse_cache_size = parse_cache_size
+
+    def trigger(self, metadata: Mapping[str, str]) -> Trigger:
+        """Parse ``scalerMetadata``; raises :class:`MetadataError` listing every problem."""
+        _check_size(metadata)
+        key = frozenset(metadata.items())
+        outcome = self._parsed.get(key)
+        if outcome is None:
+            try:
+                outcome = self._parse(metadata)
+            except MetadataError as err:
+                outcome = err
+            self._parsed[key] = outcome
+            if len(self._parsed) > self._parse_cache_size:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(key)
+        if isinstance(outcome, MetadataError):
+            raise MetadataError(outcome.problems)
+        return outcome
+
+    def _parse(self, metadata: Mapping[str, str]) -> Trigger:
+        name = metadata.get(BACKEND_KEY, "").strip()
+        if not name:
+            raise MetadataError(
+                [f"missing required parameter {BACKEND_KEY} (one of {', '.join(self.backends)})"]
+            )
+        backend = self.backends.get(name)
+        if backend is None:
+            raise MetadataError(
+                [f"{BACKEND_KEY}: {quote(name)} must be one of [{', '.join(self.backends)}]"]
+            )
+        return backend.parse(metadata)
+
+    async def measure(
+        self, trigger: Trigger, *, budget: float | None = None, fresh: bool = False
+    ) -> Measurement:
+        """The trigger's resource, read at most once per coalescing window.
+
+        :param budget: how long this caller waits (its own deadline); the shared read itself is
+            bounded by ``backend_timeout`` so other callers are not cut short by this one
+        :param fresh: bypass the TTL (watchers), still joining a read already in flight
+        """
+        key = (trigger.backend, trigger.connection, trigger.resource)
+        wait = self.backend_timeout if budget is None else min(budget, self.backend_timeout)
+        try:
+            async with asyncio.timeout(wait):
+                return await self.cache.get(
+                    key, lambda: self._read(trigger), max_age=0 if fresh else None
+                )
+        except TimeoutError:
+            raise BackendTimeout(
+                f"{trigger.backend} {trigger.resource_label()}: no answer within {wait:.3g}s"
+            ) from None
+
+    async def evaluate(self, trigger: Trigger, *, budget: float | None = None) -> Evaluation:
+        """Measure and apply the trigger's options: the metric value and the activity."""
+        return trigger.evaluate(await self.measure(trigger, budget=budget))
+
+    async def _read(self, trigger: Trigger) -> Measurement:
+        start = time.perf_counter()
+        reason = "ok"
+        try:
+            async with asyncio.timeout(self.backend_timeout):
+                measurement = await self._read_with_rebuild(trigger)
+        except TimeoutError:
+            reason = BackendTimeout.reason
+            raise BackendTimeout(
+                f"{trigger.backend} {trigger.resource_label()}: "
+                f"no answer within {self.backend_timeout:.3g}s"
+            ) from None
+        except BackendError as err:
+            reason = err.reason
+            raise
+        except ScalerError:
+            reason = "error"
+            raise
+        except Exception:
+            reason = "bug"
+            raise
+        finally:
+            self._observer.backend_read(trigger.backend, reason, time.perf_counter() - start)
+        self._observer.measured(trigger.backend, trigger.resource_label(), measurement.value)
+        return measurement
+
+    async def _read_with_rebuild(self, trigger: Trigger) -> Measurement:
+        client = self.pool.get(trigger.backend, trigger.connection)
+        try:
+            return await client.measure(trigger.resource)
+        except BackendUnavailable as err:
+            # A pooled connection may have died with the broker; one retry on a fresh client
+            # tells a restarted broker from a down one (KEDA rebuilds its scaler the same way).
+            log.info("rebuilding %s client after: %s", trigger.backend, err)
+            await self.pool.invalidate(trigger.backend, trigger.connection, client)
+            client = self.pool.get(trigger.backend, trigger.connection)
+            return await client.measure(trigger.resource)
+
+    async def aclose(self) -> None:
+        """Cancel shared reads in flight and close every backend client."""
+        await self.cache.aclose()
+        await self.pool.aclose_all()
+
+
+def _check_size(metadata: Mapping[str, str]) -> None:
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise MetadataError(
+            [f"scalerMetadata has {len(metadata)} keys; at most {MAX_METADATA_KEYS} are accepted"]
+        )
+    size = 0
+    for key, value in metadata.items():
+        size += len(key) + len(value)
+        if size > MAX_METADATA_BYTES:
+            raise MetadataError(
+                [f"scalerMetadata is larger than {MAX_METADATA_BYTES} bytes; refused unread"]
+            )

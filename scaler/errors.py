@@ -1,0 +1,81 @@
+"""Every error the scaler raises on purpose, in one hierarchy.
+
+::
+
+    ScalerError                      base; str(err) is safe to show a user (never a secret)
+    ├── SettingsError                the process configuration is wrong; startup fails fast
+    ├── MetadataError                a ScaledObject's scalerMetadata is wrong; lists every problem
+    └── BackendError                 the broker could not answer the question
+        ├── BackendUnavailable       cannot connect, connection lost, broker down
+        ├── BackendTimeout           the broker did not answer within the time allowed
+        ├── BackendAuthError         the broker rejected our credentials
+        ├── BackendPermissionDenied  authenticated, but not allowed to read the resource
+        ├── TargetNotFound           the queue, topic or group does not exist
+        └── UnsupportedResource      the resource exists but cannot be measured (e.g. a string key)
+
+Only ``scaler.server`` turns these into gRPC status codes; everything below it raises them.
+An exception that is not a ``ScalerError`` is a bug and becomes INTERNAL with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ScalerError(Exception):
+    """Base of every deliberate error; its message is safe to return to KEDA and to log."""
+
+
+class SettingsError(ScalerError):
+    """The process settings (flags, environment) are invalid."""
+
+
+class MetadataError(ScalerError):
+    """The trigger metadata is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("invalid scalerMetadata: " + "; ".join(self.problems))
+
+
+class BackendError(ScalerError):
+    """The broker could not give an answer; never to be turned into a value of 0."""
+
+    #: a short, bounded label for metrics (``keda_queue_scaler_backend_errors_total{reason}``)
+    reason = "error"
+
+
+class BackendUnavailable(BackendError):
+    """The broker cannot be reached or dropped the connection."""
+
+    reason = "unavailable"
+
+
+class BackendTimeout(BackendError):
+    """The broker did not answer within the backend timeout or the caller's deadline."""
+
+    reason = "timeout"
+
+
+class BackendAuthError(BackendError):
+    """The broker rejected the credentials."""
+
+    reason = "auth"
+
+
+class BackendPermissionDenied(BackendError):
+    """The credentials are valid but may not read the resource."""
+
+    reason = "permission"
+
+
+class TargetNotFound(BackendError):
+    """The measured resource (queue, topic, group) does not exist."""
+
+    reason = "not_found"
+
+
+class UnsupportedResource(BackendError):
+    """The resource exists but is of a kind that cannot be measured."""
+
+    reason = "unsupported"

@@ -1,0 +1,137 @@
+"""Every Prometheus series the service exports, built on an injected registry.
+
+Names use the ``keda_queue_scaler_`` prefix, seconds as the unit and ``_total`` on counters.
+Labels are bounded: RPC method and status code, backend name, error reason, coalescing outcome,
+and a per-resource label (``host:port/db/list``; never credentials, never raw metadata) whose
+series are capped at ``max_resources``, the least recently updated being dropped first.
+
+Only this module and ``scaler.app`` import prometheus_client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_PREFIX = "keda_queue_scaler"
+# RPCs are sub-millisecond when coalesced and bounded by the backend timeout otherwise.
+_RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_BACKEND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class ScalerMetrics:
+    """The service's metrics; its methods are what the engine, cache and server report.
+
+    :param registry: where the series live (a fresh one per test; the app's own in production)
+    :param max_resources: distinct resources that keep last-value/last-success series
+    """
+
+    def __init__(self, registry: CollectorRegistry, max_resources: int = 1000) -> None:
+        self.registry = registry
+        self._max_resources = max_resources
+        self._resources: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.rpc_duration = Histogram(
+            f"{_PREFIX}_rpc_duration_seconds",
+            "Duration of external-scaler RPCs by method and gRPC status code "
+            "(streams: time until the stream ended)",
+            ["method", "code"],
+            buckets=_RPC_BUCKETS,
+            registry=registry,
+        )
+        self.backend_duration = Histogram(
+            f"{_PREFIX}_backend_request_duration_seconds",
+            "Duration of broker reads by backend and outcome (ok or error reason)",
+            ["backend", "outcome"],
+            buckets=_BACKEND_BUCKETS,
+            registry=registry,
+        )
+        self.backend_errors = Counter(
+            f"{_PREFIX}_backend_errors_total",
+            "Failed broker reads by backend and reason "
+            "(unavailable, timeout, auth, permission, not_found, unsupported, error, bug)",
+            ["backend", "reason"],
+            registry=registry,
+        )
+        self.coalescing = Counter(
+            f"{_PREFIX}_coalescing_total",
+            "Measurement lookups: hit (served from the TTL cache), miss (started a broker read), "
+            "shared (joined a read in flight)",
+            ["result"],
+            registry=registry,
+        )
+        self.open_streams = Gauge(
+            f"{_PREFIX}_open_streams",
+            "Streams currently open, by RPC",
+            ["method"],
+            registry=registry,
+        )
+        self.push_events = Counter(
+            f"{_PREFIX}_push_events_total",
+            "StreamIsActive messages sent, by backend and kind (initial state or activation)",
+            ["backend", "kind"],
+            registry=registry,
+        )
+        self.watchers = Gauge(
+            f"{_PREFIX}_watchers",
+            "Shared watchers polling a resource for StreamIsActive subscribers",
+            registry=registry,
+        )
+        self.last_value = Gauge(
+            f"{_PREFIX}_last_value",
+            "Last value measured per resource",
+            ["backend", "resource"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{_PREFIX}_last_success_timestamp_seconds",
+            "Unix time of the last successful read per resource",
+            ["backend", "resource"],
+            registry=registry,
+        )
+        for method in ("StreamIsActive", "StreamMetricSpec"):
+            self.open_streams.labels(method)
+        for result in ("hit", "miss", "shared"):
+            self.coalescing.labels(result)
+
+    def rpc(self, method: str, code: str, seconds: float) -> None:
+        """One RPC finished with ``code`` (a grpc.StatusCode name)."""
+        self.rpc_duration.labels(method, code).observe(seconds)
+
+    def backend_read(self, backend: str, reason: str, seconds: float) -> None:
+        """One broker read finished (engine.Observer)."""
+        self.backend_duration.labels(backend, reason).observe(seconds)
+        if reason != "ok":
+            self.backend_errors.labels(backend, reason).inc()
+
+    def measured(self, backend: str, resource: str, value: float) -> None:
+        """A successful measurement (engine.Observer); keeps at most ``max_resources`` series."""
+        key = (backend, resource)
+        if key in self._resources:
+            self._resources.move_to_end(key)
+        else:
+            self._resources[key] = None
+            if len(self._resources) > self._max_resources:
+                old = self._resources.popitem(last=False)[0]
+                self.last_value.remove(*old)
+                self.last_success.remove(*old)
+        self.last_value.labels(backend, resource).set(value)
+        self.last_success.labels(backend, resource).set(time.time())
+
+    def coalesced(self, result: str) -> None:
+        """A measurement lookup was a hit, a miss or shared (cache.Coalescer's on_outcome)."""
+        self.coalescing.labels(result).inc()
+
+    def stream_opened(self, method: str) -> None:
+        self.open_streams.labels(method).inc()
+
+    def stream_closed(self, method: str) -> None:
+        self.open_streams.labels(method).dec()
+
+    def pushed(self, backend: str, kind: str) -> None:
+        """A StreamIsActive message was sent (``initial`` or ``activation``)."""
+        self.push_events.labels(backend, kind).inc()
+
+    def watcher_count(self, count: int) -> None:
+        self.watchers.set(count)

@@ -1,0 +1,82 @@
+"""One backend client per connection identity, shared by every trigger that names it.
+
+Clients are built lazily by the backend (``Backend.connect`` does no I/O; a client connects on
+first use), so creation needs no lock: it happens synchronously on the event loop and two RPCs
+can never build two clients for one identity. After a connection error the engine invalidates
+the client and retries once on a fresh one (KEDA's "rebuild once on error"). Clients idle for
+longer than ``idle_timeout`` are closed by :meth:`BackendPool.evict_idle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Hashable, Mapping
+
+from scaler.backends.base import Backend, BackendClient
+
+log = logging.getLogger(__name__)
+
+PoolKey = tuple[str, Hashable]
+
+
+class BackendPool:
+    """Live clients keyed by (backend name, connection identity).
+
+    :param backends: the registry, by backend name
+    :param idle_timeout: seconds without use after which :meth:`evict_idle` closes a client
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        idle_timeout: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backends = backends
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._clients: dict[PoolKey, tuple[BackendClient, float]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def get(self, backend: str, connection: Hashable) -> BackendClient:
+        """The client for this identity, built on first use."""
+        key = (backend, connection)
+        entry = self._clients.get(key)
+        client = entry[0] if entry is not None else self._backends[backend].connect(connection)
+        self._clients[key] = (client, self._clock())
+        return client
+
+    async def invalidate(self, backend: str, connection: Hashable, client: BackendClient) -> None:
+        """Close ``client`` and forget it, unless another caller already replaced it."""
+        key = (backend, connection)
+        entry = self._clients.get(key)
+        if entry is not None and entry[0] is client:
+            del self._clients[key]
+        await _close_quietly(client)
+
+    async def evict_idle(self) -> int:
+        """Close clients unused for ``idle_timeout`` seconds; returns how many."""
+        now = self._clock()
+        idle = [k for k, (_, used) in self._clients.items() if now - used > self._idle_timeout]
+        for key in idle:
+            client, _ = self._clients.pop(key)
+            await _close_quietly(client)
+        return len(idle)
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def aclose_all(self) -> None:
+        """Close every client (shutdown)."""
+        clients = [client for client, _ in self._clients.values()]
+        self._clients.clear()
+        await asyncio.gather(*(_close_quietly(c) for c in clients))
+
+
+async def _close_quietly(client: BackendClient) -> None:
+    try:
+        await client.aclose()
+    except Exception:  # a broken connection may fail to close; it is being dropped anyway
+        log.debug("closing a backend client failed", exc_info=True)

@@ -1,0 +1,315 @@
+"""The gRPC servicer KEDA calls: protobuf in, protobuf out, and the only place errors get a status.
+
+Each RPC is a few lines over the engine; :meth:`ExternalScalerServicer._call` wraps every one of
+them with the error-to-status mapping, the RPC metrics and the log line:
+
+================================  =====================
+error                             gRPC status
+================================  =====================
+MetadataError                     INVALID_ARGUMENT
+TargetNotFound                    NOT_FOUND
+BackendUnavailable (and generic)  UNAVAILABLE
+BackendTimeout                    DEADLINE_EXCEEDED
+BackendAuthError                  UNAUTHENTICATED
+BackendPermissionDenied           PERMISSION_DENIED
+UnsupportedResource               FAILED_PRECONDITION
+anything else (a bug)             INTERNAL, logged with its traceback
+================================  =====================
+
+No path turns a failure into a value of 0 or ``false``: an error lets KEDA's ``fallback`` act,
+a 0 would scale the workload to zero during an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import grpc
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.backends.base import Trigger
+from scaler.engine import Engine
+from scaler.errors import (
+    BackendAuthError,
+    BackendPermissionDenied,
+    BackendTimeout,
+    MetadataError,
+    ScalerError,
+    TargetNotFound,
+    UnsupportedResource,
+)
+from scaler.metrics import ScalerMetrics
+from scaler.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+#: time kept back from the caller's deadline to send the answer
+_REPLY_MARGIN: Final = 0.02
+# KEDA < 2.7 sent the metric name with its trigger prefix (keda#2640)
+_TRIGGER_PREFIX: Final = re.compile(r"s[0-9]+-")
+
+_STATUS: Final[tuple[tuple[type[ScalerError], grpc.StatusCode], ...]] = (
+    (MetadataError, grpc.StatusCode.INVALID_ARGUMENT),
+    (TargetNotFound, grpc.StatusCode.NOT_FOUND),
+    (BackendTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (BackendAuthError, grpc.StatusCode.UNAUTHENTICATED),
+    (BackendPermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (UnsupportedResource, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def status_of(err: ScalerError) -> grpc.StatusCode:
+    """The gRPC status for a deliberate error; broker failures default to UNAVAILABLE."""
+    for kind, code in _STATUS:
+        if isinstance(err, kind):
+            return code
+    return grpc.StatusCode.UNAVAILABLE
+
+
+class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
+    """KEDA's ``externalscaler.ExternalScaler`` service over the engine and the watch hub.
+
+    :param engine: parses metadata and measures resources
+    :param hub: shared watchers for StreamIsActive
+    :param metrics: RPC, stream and push metrics
+    :param shutdown: set when the service stops; open streams then end with status OK
+    """
+
+    def __init__(
+        self, engine: Engine, hub: WatchHub, metrics: ScalerMetrics, shutdown: asyncio.Event
+    ) -> None:
+        self._engine = engine
+        self._hub = hub
+        self._metrics = metrics
+        self._shutdown = shutdown
+
+    async def GetMetricSpec(self, request: pb.ScaledObjectRef, context: Context) -> Any:
+        def spec() -> pb.GetMetricSpecResponse:
+            return _spec_response(self._engine.trigger(request.scalerMetadata))
+
+        return await self._call("GetMetricSpec", request, context, _sync(spec))
+
+    async def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> Any:
+        ref = request.scaledObjectRef
+
+        async def metrics() -> pb.GetMetricsResponse:
+            trigger = self._engine.trigger(ref.scalerMetadata)
+            _check_metric_name(request.metricName, trigger)
+            evaluation = await self._engine.evaluate(trigger, budget=_budget(context))
+            return pb.GetMetricsResponse(
+                metricValues=[
+                    pb.MetricValue(
+                        metricName=request.metricName or trigger.metric_name(),
+                        metricValue=math.ceil(evaluation.value),
+                        metricValueFloat=evaluation.value,
+                    )
+                ]
+            )
+
+        return await self._call("GetMetrics", ref, context, metrics)
+
+    async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> Any:
+        async def active() -> pb.IsActiveResponse:
+            trigger = self._engine.trigger(request.scalerMetadata)
+            evaluation = await self._engine.evaluate(trigger, budget=_budget(context))
+            return pb.IsActiveResponse(result=evaluation.active)
+
+        return await self._call("IsActive", request, context, active)
+
+    async def StreamIsActive(
+        self, request: pb.ScaledObjectRef, context: Context
+    ) -> AsyncIterator[pb.IsActiveResponse]:
+        """The current state at once, then ``true`` on every inactive-to-active transition only.
+
+        Repeated ``true`` would postpone scale-to-zero (http-add-on#1792) and KEDA ignores
+        ``false``, so nothing else is sent. While the resource cannot be read the stream stays
+        open and silent; it ends with status OK when the service shuts down.
+        """
+        method = "StreamIsActive"
+        async with self._stream(method, request, context) as trigger:
+            last: bool | None = None
+            async with self._hub.subscribe(trigger) as subscription:
+                async for item in subscription:
+                    if isinstance(item, ScalerError):
+                        log.debug(
+                            "stream cannot read its resource: %s",
+                            item,
+                            extra=_extra(request, method, trigger),
+                        )
+                        continue
+                    active = trigger.evaluate(item).active
+                    if last is None or (active and not last):
+                        self._metrics.pushed(
+                            trigger.backend, "initial" if last is None else "activation"
+                        )
+                        yield pb.IsActiveResponse(result=active)
+                    last = active
+
+    async def StreamMetricSpec(
+        self, request: pb.ScaledObjectRef, context: Context
+    ) -> AsyncIterator[pb.GetMetricSpecResponse]:
+        """The specs at once (never empty, equal to GetMetricSpec's); the stream then idles.
+
+        A trigger's specs are a function of its metadata, which cannot change under an open
+        stream (KEDA reopens streams on every ScaledObject change).
+        """
+        async with self._stream("StreamMetricSpec", request, context) as trigger:
+            yield _spec_response(trigger)
+            await self._shutdown.wait()
+
+    async def _call(
+        self,
+        method: str,
+        ref: pb.ScaledObjectRef,
+        context: Context,
+        handler: Callable[[], Awaitable[R]],
+    ) -> R:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await handler()
+        except ScalerError as err:
+            code = status_of(err)
+            await context.abort(code, str(err))
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("bug in %s", method, extra=_extra(ref, method))
+            await context.abort(code, f"internal error in {method}; see the scaler's log")
+        finally:
+            self._observe(method, ref, code, start)
+
+    def _stream(self, method: str, ref: pb.ScaledObjectRef, context: Context) -> _StreamScope:
+        return _StreamScope(self, method, ref, context)
+
+    def _observe(
+        self, method: str, ref: pb.ScaledObjectRef, code: grpc.StatusCode, start: float
+    ) -> None:
+        seconds = time.perf_counter() - start
+        self._metrics.rpc(method, code.name, seconds)
+        if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            level = logging.DEBUG
+        elif code == grpc.StatusCode.INTERNAL:
+            level = logging.ERROR
+        else:
+            level = logging.WARNING
+        if log.isEnabledFor(level):
+            extra = _extra(ref, method)
+            extra.update(code=code.name, duration_ms=round(seconds * 1000, 3))
+            log.log(level, "%s %s", method, code.name, extra=extra)
+
+
+class _StreamScope:
+    """``async with``: parse the trigger, count the stream, map errors, observe the end."""
+
+    def __init__(
+        self,
+        servicer: ExternalScalerServicer,
+        method: str,
+        ref: pb.ScaledObjectRef,
+        context: Context,
+    ) -> None:
+        self._servicer = servicer
+        self._method = method
+        self._ref = ref
+        self._context = context
+        self._start = time.perf_counter()
+        self._code = grpc.StatusCode.OK
+
+    async def __aenter__(self) -> Trigger:
+        self._servicer._metrics.stream_opened(self._method)
+        try:
+            return self._servicer._engine.trigger(self._ref.scalerMetadata)
+        except ScalerError as err:
+            await self.__aexit__(type(err), err, None)
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: object
+    ) -> bool:
+        servicer = self._servicer
+        try:
+            if err is None:
+                return False
+            if isinstance(err, ScalerError):
+                self._code = status_of(err)
+                await self._context.abort(self._code, str(err))
+            elif isinstance(err, asyncio.CancelledError | GeneratorExit):
+                self._code = grpc.StatusCode.CANCELLED
+            elif isinstance(err, Exception) and not isinstance(err, grpc.aio.AbortError):
+                self._code = grpc.StatusCode.INTERNAL
+                log.error(
+                    "bug in %s", self._method, exc_info=err, extra=_extra(self._ref, self._method)
+                )
+                await self._context.abort(
+                    self._code, f"internal error in {self._method}; see the scaler's log"
+                )
+            return False
+        finally:
+            if not getattr(self, "_done", False):
+                self._done = True
+                servicer._metrics.stream_closed(self._method)
+                servicer._observe(self._method, self._ref, self._code, self._start)
+
+
+def _sync(fn: Callable[[], R]) -> Callable[[], Awaitable[R]]:
+    async def run() -> R:
+        return fn()
+
+    return run
+
+
+def _spec_response(trigger: Trigger) -> pb.GetMetricSpecResponse:
+    return pb.GetMetricSpecResponse(
+        metricSpecs=[
+            pb.MetricSpec(
+                metricName=trigger.metric_name(),
+                targetSize=math.ceil(trigger.target),
+                targetSizeFloat=trigger.target,
+            )
+        ]
+    )
+
+
+def _check_metric_name(requested: str, trigger: Trigger) -> None:
+    ours = trigger.metric_name()
+    name = requested.strip().lower()
+    if not name or name == ours:
+        return
+    prefix = _TRIGGER_PREFIX.match(name)
+    if prefix is not None and name[prefix.end() :] == ours:
+        return
+    raise MetadataError(
+        [
+            f"metricName: {requested!r} is not served by this trigger "
+            f"(GetMetricSpec returns {ours!r})"
+        ]
+    )
+
+
+def _budget(context: Context) -> float | None:
+    # grpc.aio answers None when the caller set no deadline (KEDA's polling loop sets none)
+    remaining: float | None = context.time_remaining()
+    if remaining is None:
+        return None
+    return max(remaining - _REPLY_MARGIN, 0.0)
+
+
+def _extra(ref: pb.ScaledObjectRef, method: str, trigger: Trigger | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"scaled_object": f"{ref.namespace}/{ref.name}", "rpc": method}
+    backend = trigger.backend if trigger is not None else ref.scalerMetadata.get("backend")
+    if backend:
+        extra["backend"] = backend[:32]
+    return extra

@@ -1,0 +1,147 @@
+"""Process settings: command-line flags over ``SCALER_*`` environment variables over defaults.
+
+The only module that reads ``os.environ``. Every setting has a flag (``--cache-ttl``) and an
+environment variable (``SCALER_CACHE_TTL``); a flag wins. All problems are reported at once as a
+:class:`~scaler.errors.SettingsError`, and the service refuses to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from scaler.errors import SettingsError
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 65536:
+        raise ValueError("not a TCP port")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("not a duration in seconds")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service is configured with; defaults suit a pod next to KEDA."""
+
+    grpc_port: int = _setting(
+        9090, _port, "gRPC port KEDA calls (scalerAddress); 0 picks a free port"
+    )
+    metrics_port: int = _setting(8080, _port, "Prometheus /metrics port; 0 picks a free port")
+    bind_address: str = _setting("0.0.0.0", str, "address both ports bind to")
+    log_format: str = _setting("text", _log_format, "log line format: text or json")
+    log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
+    cache_ttl: float = _setting(
+        1.0,
+        _seconds,
+        "seconds a measurement is shared between identical queries (0: only in-flight)",
+    )
+    backend_timeout: float = _setting(
+        2.0,
+        _positive_seconds,
+        "upper bound of one broker read in seconds (KEDA's HPA path allows ~3)",
+    )
+    grace_period: float = _setting(
+        10.0, _seconds, "seconds in-flight RPCs get to finish on SIGTERM"
+    )
+    watch_interval: float = _setting(
+        0.1, _positive_seconds, "seconds between reads of a resource watched by StreamIsActive"
+    )
+    pool_idle_timeout: float = _setting(
+        600.0, _positive_seconds, "seconds after which an unused broker connection is closed"
+    )
+    max_resource_series: int = _setting(
+        1000, _count, "resources with their own last-value series in /metrics"
+    )
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one ``--flag`` per setting (default None, so the environment can fill it in)."""
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                default=None,
+                help=f"{f.metadata['help']} (env {env_name(f.name)}, default {f.default})",
+            )
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from flags, then the environment, then defaults.
+
+        :raises SettingsError: listing every invalid value
+        """
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            raw = flags.get(f.name)
+            source = "--" + f.name.replace("_", "-")
+            if raw is None:
+                raw = environ.get(env_name(f.name))
+                source = env_name(f.name)
+            if raw is None or str(raw).strip() == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](str(raw).strip())
+            except ValueError as err:
+                problems.append(f"{source}: {str(raw)!r} is invalid ({err})")
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a setting: ``cache_ttl`` -> ``SCALER_CACHE_TTL``."""
+    return "SCALER_" + field_name.upper()
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for ``check`` resolving ``xxxFromEnv`` keys of a manifest."""
+    return os.environ
