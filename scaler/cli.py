@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from scaler import __version__, check, logs
 from scaler.app import ScalerApp, build_engine
@@ -26,7 +27,6 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate the external triggers of a ScaledObject/ScaledJob manifest as KEDA would",
     )
     check.add_arguments(checker)
-    Settings.add_arguments(checker)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
-    engine = build_engine(settings)
+    # check's --timeout bounds each read; the serve-time backend timeout would cap it otherwise
+    engine = build_engine(replace(settings, backend_timeout=args.timeout))
     try:
         return await check.run(args, engine, environment(), sys.stdout)
     finally:

@@ -1,4 +1,4 @@
-"""A backend driven by the test: values and errors scripted per resource (httpx's MockTransport idea).
+"""A backend driven by the test: values and errors scripted per resource (httpx MockTransport).
 
 ``backend: fake`` metadata: ``name`` (resource), ``target`` (default 5), ``activation`` (0),
 ``address`` (connection identity, default ``fake:1``), ``password`` (secret, optional).

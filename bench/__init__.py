@@ -1,0 +1,1 @@
+"""Benchmarks (not timed tests): load generators and latency measurements print their figures."""
