@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 #: a hostile or broken request costs one cheap error, not a parse of megabytes
 MAX_METADATA_KEYS: Final = 256
 MAX_METADATA_BYTES: Final = 64 * 1024
+# how much longer a caller waits than the shared read's own timeout, so the read reports it
+_SAFETY_MARGIN: Final = 0.05
 
 
 class Observer(Protocol):
@@ -130,7 +132,11 @@ class Engine:
         :param fresh: bypass the TTL (watchers), still joining a read already in flight
         """
         key = (trigger.backend, trigger.connection, trigger.resource)
-        wait = self.backend_timeout if budget is None else min(budget, self.backend_timeout)
+        if budget is None or budget >= self.backend_timeout:
+            # the shared read times itself out (and reports it); this is only a safety net
+            wait = self.backend_timeout + _SAFETY_MARGIN
+        else:
+            wait = budget
         try:
             async with asyncio.timeout(wait):
                 return await self.cache.get(
@@ -138,7 +144,8 @@ class Engine:
                 )
         except TimeoutError:
             raise BackendTimeout(
-                f"{trigger.backend} {trigger.resource_label()}: no answer within {wait:.3g}s"
+                f"{trigger.backend} {trigger.resource_label()}: "
+                f"no answer within {min(wait, self.backend_timeout):.3g}s"
             ) from None
 
     async def evaluate(self, trigger: Trigger, *, budget: float | None = None) -> Evaluation:
@@ -147,10 +154,11 @@ class Engine:
 
     async def _read(self, trigger: Trigger) -> Measurement:
         start = time.perf_counter()
-        reason = "ok"
+        reason = "cancelled"  # unless it ends otherwise: shutdown cancels reads in flight
         try:
             async with asyncio.timeout(self.backend_timeout):
                 measurement = await self._read_with_rebuild(trigger)
+            reason = "ok"
         except TimeoutError:
             reason = BackendTimeout.reason
             raise BackendTimeout(

@@ -42,7 +42,7 @@ class ScalerMetrics:
         )
         self.backend_duration = Histogram(
             f"{_PREFIX}_backend_request_duration_seconds",
-            "Duration of broker reads by backend and outcome (ok or error reason)",
+            "Duration of broker reads by backend and outcome (ok, cancelled or the error reason)",
             ["backend", "outcome"],
             buckets=_BACKEND_BUCKETS,
             registry=registry,
@@ -102,7 +102,7 @@ class ScalerMetrics:
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         """One broker read finished (engine.Observer)."""
         self.backend_duration.labels(backend, reason).observe(seconds)
-        if reason != "ok":
+        if reason not in ("ok", "cancelled"):  # cancelled: shutdown, not the broker's fault
             self.backend_errors.labels(backend, reason).inc()
 
     def measured(self, backend: str, resource: str, value: float) -> None:

@@ -138,15 +138,21 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         method = "StreamIsActive"
         async with self._stream(method, request, context) as trigger:
             last: bool | None = None
+            failing = False
             async with self._hub.subscribe(trigger) as subscription:
                 async for item in subscription:
                     if isinstance(item, ScalerError):
-                        log.debug(
-                            "stream cannot read its resource: %s",
+                        # once per outage, not once per watch interval
+                        level = logging.DEBUG if failing else logging.WARNING
+                        failing = True
+                        log.log(
+                            level,
+                            "stream open, resource unreadable, nothing sent: %s",
                             item,
                             extra=_extra(request, method, trigger),
                         )
                         continue
+                    failing = False
                     active = trigger.evaluate(item).active
                     if last is None or (active and not last):
                         self._metrics.pushed(

@@ -1,0 +1,143 @@
+"""Engine: parse memo, metadata limits, rebuild once after a connection error, observer calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.backends.base import Measurement
+from scaler.cache import Coalescer
+from scaler.engine import MAX_METADATA_BYTES, MAX_METADATA_KEYS, Engine
+from scaler.errors import BackendAuthError, BackendTimeout, BackendUnavailable, MetadataError
+from scaler.pool import BackendPool
+from tests.fakes import FakeBackend, FakeClient
+
+META = {"backend": "fake", "name": "q"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, str]] = []
+        self.values: list[tuple[str, str, float]] = []
+
+    def backend_read(self, backend: str, reason: str, seconds: float) -> None:
+        self.reads.append((backend, reason))
+
+    def measured(self, backend: str, resource: str, value: float) -> None:
+        self.values.append((backend, resource, value))
+
+
+def make_engine(fake: FakeBackend, observer: Recorder | None = None, ttl: float = 0.0) -> Engine:
+    backends = {"fake": fake}
+    cache: Coalescer[Measurement] = Coalescer(ttl)
+    return Engine(backends, BackendPool(backends), cache, backend_timeout=0.5, observer=observer)
+
+
+def test_parse_outcome_is_memoised_including_errors() -> None:
+    fake = FakeBackend()
+    engine = make_engine(fake)
+    assert engine.trigger(META) is engine.trigger(dict(META))
+    bad = {"backend": "fake"}
+    with pytest.raises(MetadataError) as first:
+        engine.trigger(bad)
+    with pytest.raises(MetadataError) as second:
+        engine.trigger(bad)
+    assert (
+        first.value.problems == second.value.problems == ("fake: missing required parameter name",)
+    )
+
+
+def test_oversized_metadata_is_refused_before_parsing() -> None:
+    engine = make_engine(FakeBackend())
+    many = {f"k{i}": "v" for i in range(MAX_METADATA_KEYS + 1)}
+    with pytest.raises(MetadataError, match="keys"):
+        engine.trigger({**META, **many})
+    with pytest.raises(MetadataError, match="larger than"):
+        engine.trigger({**META, "blob": "x" * (MAX_METADATA_BYTES + 1)})
+
+
+async def test_connection_error_rebuilds_the_client_once_and_retries() -> None:
+    fake = FakeBackend()
+    recorder = Recorder()
+    engine = make_engine(fake, recorder)
+    trigger = engine.trigger(META)
+    fake.values["q"] = 4
+    await engine.measure(trigger)
+    first = fake.clients[0]
+
+    failing_once = {"left": 1}
+    original = FakeClient.measure
+
+    async def flaky(self: FakeClient, resource: object) -> Measurement:
+        if self is first and failing_once["left"]:
+            failing_once["left"] -= 1
+            raise BackendUnavailable("connection reset")
+        return await original(self, resource)
+
+    FakeClient.measure = flaky  # type: ignore[method-assign]
+    try:
+        assert (await engine.measure(trigger)).value == 4
+    finally:
+        FakeClient.measure = original  # type: ignore[method-assign]
+    assert first.closed
+    assert len(fake.clients) == 2
+    assert recorder.reads == [("fake", "ok"), ("fake", "ok")]
+
+
+async def test_persistent_outage_fails_after_one_retry() -> None:
+    fake = FakeBackend()
+    recorder = Recorder()
+    engine = make_engine(fake, recorder)
+    fake.values["q"] = BackendUnavailable("refused")
+    with pytest.raises(BackendUnavailable):
+        await engine.measure(engine.trigger(META))
+    assert fake.reads["q"] == 2  # the read and the one retry
+    assert recorder.reads == [("fake", "unavailable")]
+    assert recorder.values == []
+
+
+async def test_other_errors_are_not_retried() -> None:
+    fake = FakeBackend()
+    engine = make_engine(fake)
+    fake.values["q"] = BackendAuthError("bad password")
+    with pytest.raises(BackendAuthError):
+        await engine.measure(engine.trigger(META))
+    assert fake.reads["q"] == 1
+    assert len(fake.clients) == 1
+
+
+async def test_slow_backend_is_a_timeout_reported_to_the_observer() -> None:
+    fake = FakeBackend()
+    fake.delay = 5
+    recorder = Recorder()
+    engine = make_engine(fake, recorder)
+    with pytest.raises(BackendTimeout, match=r"no answer within 0\.5s"):
+        await engine.measure(engine.trigger(META))
+    await engine.aclose()
+    assert recorder.reads == [("fake", "timeout")]
+
+
+async def test_caller_budget_shorter_than_backend_timeout_does_not_cut_others_short() -> None:
+    fake = FakeBackend()
+    fake.delay = 0.2
+    fake.values["q"] = 9
+    engine = make_engine(fake)
+    trigger = engine.trigger(META)
+    import asyncio
+
+    impatient = asyncio.create_task(engine.measure(trigger, budget=0.05))
+    patient = asyncio.create_task(engine.measure(trigger))
+    with pytest.raises(BackendTimeout):
+        await impatient
+    assert (await patient).value == 9
+    assert fake.reads["q"] == 1
+
+
+async def test_aclose_closes_every_client() -> None:
+    fake = FakeBackend()
+    engine = make_engine(fake)
+    await engine.measure(engine.trigger(META))
+    await engine.measure(engine.trigger({**META, "address": "other:2"}))
+    assert len(engine.pool) == 2
+    await engine.aclose()
+    assert all(client.closed for client in fake.clients)
+    assert len(engine.pool) == 0

@@ -1,0 +1,51 @@
+"""BackendPool: one client per identity, invalidation, idle eviction."""
+
+from __future__ import annotations
+
+from scaler.pool import BackendPool
+from tests.fakes import FakeBackend, FakeConnection
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_client_per_connection_identity() -> None:
+    fake = FakeBackend()
+    pool = BackendPool({"fake": fake})
+    a = pool.get("fake", FakeConnection("a:1"))
+    assert pool.get("fake", FakeConnection("a:1")) is a
+    assert pool.get("fake", FakeConnection("a:1", password="other")) is not a  # other credentials
+    assert pool.get("fake", FakeConnection("b:1")) is not a
+    assert len(pool) == 3
+
+
+async def test_invalidate_closes_and_replaces_only_the_failed_client() -> None:
+    fake = FakeBackend()
+    pool = BackendPool({"fake": fake})
+    old = pool.get("fake", FakeConnection("a:1"))
+    await pool.invalidate("fake", FakeConnection("a:1"), old)
+    new = pool.get("fake", FakeConnection("a:1"))
+    assert old.closed  # type: ignore[attr-defined]
+    assert new is not old
+    # a late invalidation of the old client must not drop its replacement
+    await pool.invalidate("fake", FakeConnection("a:1"), old)
+    assert pool.get("fake", FakeConnection("a:1")) is new
+
+
+async def test_idle_clients_are_evicted() -> None:
+    clock = Clock()
+    fake = FakeBackend()
+    pool = BackendPool({"fake": fake}, idle_timeout=60, clock=clock)
+    idle = pool.get("fake", FakeConnection("idle:1"))
+    clock.now = 50
+    busy = pool.get("fake", FakeConnection("busy:1"))
+    clock.now = 100
+    pool.get("fake", FakeConnection("busy:1"))
+    assert await pool.evict_idle() == 1
+    assert idle.closed  # type: ignore[attr-defined]
+    assert not busy.closed  # type: ignore[attr-defined]
+    assert len(pool) == 1
