@@ -143,3 +143,13 @@ async def test_push_events_are_counted(serve, fake_backend) -> None:
         running.sample("keda_queue_scaler_push_events_total", {**labels, "kind": "activation"}) == 1
     )
     stream.cancel()
+
+
+async def test_shutdown_lets_in_flight_rpcs_finish(serve, fake_backend) -> None:
+    fake_backend.values["jobs"] = 6
+    fake_backend.delay = 0.3
+    running = await serve(grace_period=2.0)
+    call = asyncio.ensure_future(running.stub.IsActive(ref(META)))
+    await asyncio.sleep(0.05)  # the read is in flight
+    await running.app.stop()
+    assert (await call).result is True
