@@ -3,8 +3,8 @@
 #   scripts/brokers.sh start [BROKER...]  install (if missing) and start each broker; idempotent
 #   scripts/brokers.sh stop  [BROKER...]  stop the project-owned brokers (never someone else's)
 #   scripts/brokers.sh env   [BROKER...]  print `export SCALER_TEST_*=...` lines for `eval`
-# Brokers: redis. Adding one is a `<name>_start`, `<name>_stop` and `<name>_env` function
-# plus its name in BROKERS below.
+# Brokers: redis here; every scripts/brokers/<name>.sh adds one (kafka, rabbitmq): it defines
+# `<name>_start`, `<name>_stop` and `<name>_env` and appends <name> to BROKERS.
 # State (data dir, pidfile, log) lives under .run/<broker>/ in the repository (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,6 +155,14 @@ redis_stop() {
 redis_env() {
     echo "export SCALER_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
 }
+
+# --- the other brokers, one file each -----------------------------------------------------------
+
+for broker_file in "$ROOT"/scripts/brokers/*.sh; do
+    [[ -e "$broker_file" ]] || continue
+    # shellcheck source=/dev/null
+    source "$broker_file"
+done
 
 # --- dispatch ---------------------------------------------------------------------------------
 

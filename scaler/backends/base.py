@@ -34,11 +34,14 @@ class Measurement:
     """Raw facts read from the broker about one resource, before any trigger option applies.
 
     :param value: the primary quantity (list length, total lag, queue depth)
-    :param facts: anything else seen, by name (key type, per-partition offsets, ready/unacked)
+    :param facts: anything else seen, by name (key type, ready/unacked counts, rates)
+    :param items: per-item facts when the resource has parts (Kafka partitions, the queues a
+        RabbitMQ regex matched), so each trigger can apply its own options to them
     """
 
     value: float
     facts: Mapping[str, float | str] = field(default_factory=dict)
+    items: tuple[Mapping[str, float | str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

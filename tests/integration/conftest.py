@@ -264,3 +264,8 @@ async def own_redis(redis_server_binary: str, tmp_path: Path) -> AsyncIterator[O
         yield server
     finally:
         server.terminate()
+
+
+# Fixtures of the other brokers live in their own modules; importing them here registers them.
+from tests.integration.kafka_fixtures import *  # noqa: E402, F403
+from tests.integration.rabbitmq_fixtures import *  # noqa: E402, F403

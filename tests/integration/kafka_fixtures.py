@@ -1,0 +1,1 @@
+"""Kafka fixtures (filled in with the Kafka broker); imported by conftest.py."""

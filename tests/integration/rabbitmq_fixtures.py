@@ -1,0 +1,1 @@
+"""RabbitMQ fixtures (filled in with the RabbitMQ broker); imported by conftest.py."""
