@@ -1,0 +1,607 @@
+"""The ``kafka`` backend: consumer-group lag with the parameters and semantics of KEDA's trigger.
+
+One evaluation reads, through kafka-python's admin client:
+
+* the topic's partitions (one Metadata request; topic-less mode: the topics the group committed on),
+* the group's committed offsets (one OffsetFetch),
+* the log-end offsets (one ListOffsets per partition leader),
+* the log-start offsets, only for a trigger with ``offsetResetPolicy: earliest`` and only for
+  partitions the group never committed on.
+
+Raw offsets are the :class:`~scaler.backends.base.Measurement`; :meth:`KafkaTrigger.evaluate`
+turns them into the metric with the trigger's own options (reset policy, persistent lag,
+partition limitation, caps), so one read serves every ScaledObject on the group and topic.
+
+Differences from KEDA, on purpose (README, "Differences from KEDA's kafka trigger"): lag is
+clamped at 0; ``earliest`` with no commit counts log-end minus log-start (keda#7936); the
+partition cap compares ``ceil(lag / threshold)``, not the integer division (off-by-one); a group
+that never committed, with no ``topic``, is an error rather than every topic in the cluster
+(keda#8104); persistent lag means "committed offset unchanged for ``persistentLagSeconds``"
+rather than "unchanged since this ScaledObject's previous poll", because reads are shared.
+
+kafka-python is synchronous: every call runs in this backend's small thread pool, never on the
+event loop. This is the only module that imports kafka-python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import os
+import re
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import kafka.errors as kerr
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.net.sasl.oauth import AbstractTokenProvider
+from kafka.protocol.consumer.offsets import OffsetSpec
+
+from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
+from scaler.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendPermissionDenied,
+    BackendTimeout,
+    BackendUnavailable,
+    MetadataError,
+    TargetNotFound,
+)
+from scaler.metadata import (
+    MetadataReader,
+    boolean,
+    integer,
+    non_negative,
+    number,
+    positive,
+    text,
+)
+
+NAME: Final = "kafka"
+log = logging.getLogger(__name__)
+# kafka-python logs its whole configuration, SASL password included, at DEBUG.
+logging.getLogger("kafka").setLevel(logging.INFO)
+
+_SASL: Final = {
+    "none": None,
+    "plaintext": "PLAIN",
+    "scram_sha256": "SCRAM-SHA-256",
+    "scram_sha512": "SCRAM-SHA-512",
+    "oauthbearer": "OAUTHBEARER",
+}
+_PARTITION_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_UNKNOWN_TOPIC: Final = 3
+#: offset history entries unseen for this long are forgotten
+_HISTORY_TTL: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConnection:
+    """Identity of one admin client: brokers, SASL and TLS settings (secrets hidden from repr)."""
+
+    bootstrap_servers: tuple[str, ...]
+    sasl: str = "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    unsafe_ssl: bool = False
+    ca: str | None = field(default=None, repr=False)
+    cert: str | None = field(default=None, repr=False)
+    key: str | None = field(default=None, repr=False)
+    key_password: str | None = field(default=None, repr=False)
+    oauth_token_endpoint: str | None = None
+    oauth_scopes: tuple[str, ...] = ()
+    oauth_extensions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return ",".join(self.bootstrap_servers)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerLag:
+    """What is read: a group's offsets on one topic, or on every topic it committed on."""
+
+    group: str
+    topic: str | None
+    #: read log-start offsets of uncommitted partitions (``offsetResetPolicy: earliest``)
+    with_log_start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTrigger:
+    """A parsed ``backend: kafka`` trigger: KEDA's ``kafka`` parameters."""
+
+    connection: KafkaConnection
+    resource: ConsumerLag
+    lag_threshold: float = 10.0
+    activation_lag_threshold: float = 0.0
+    offset_reset_policy: str = "latest"
+    allow_idle_consumers: bool = False
+    exclude_persistent_lag: bool = False
+    scale_to_zero_on_invalid_offset: bool = False
+    limit_to_partitions_with_lag: bool = False
+    ensure_even_distribution: bool = False
+    partition_limitation: frozenset[int] | None = None
+    persistent_lag_seconds: float = 30.0
+    backend: str = NAME
+
+    @property
+    def target(self) -> float:
+        return self.lag_threshold
+
+    def metric_name(self) -> str:
+        if self.resource.topic:
+            return metric_name("kafka", self.resource.topic)
+        return metric_name("kafka", self.resource.group, "topics")
+
+    def resource_label(self) -> str:
+        return f"{self.connection.label}/{self.resource.group}/{self.resource.topic or '*'}"
+
+    def evaluate(self, measurement: Measurement) -> Evaluation:
+        """KEDA's lag arithmetic (kafka_scaler.go), with the differences in the module docstring."""
+        partitions = list(measurement.items)
+        if self.partition_limitation is not None and self.resource.topic:
+            partitions = [p for p in partitions if int(p["partition"]) in self.partition_limitation]
+            if not partitions:
+                raise MetadataError(
+                    [
+                        "partitionLimitation: no partition of topic "
+                        f"{self.resource.topic!r} is in the limitation"
+                    ]
+                )
+        total_lag = 0.0
+        total_with_persistent = 0.0
+        with_lag = 0
+        for p in partitions:
+            lag, lag_with_persistent = self._partition_lag(p)
+            total_lag += lag
+            total_with_persistent += lag_with_persistent
+            with_lag += lag > 0
+        capped = not self.allow_idle_consumers or (
+            self.limit_to_partitions_with_lag or self.ensure_even_distribution
+        )
+        if capped:
+            bound = with_lag if self.limit_to_partitions_with_lag else len(partitions)
+            if self.ensure_even_distribution:
+                total_lag = self._even(total_lag, len(partitions))
+            # KEDA tests int(lag / threshold) > bound; ceil() is what the HPA applies, so a lag
+            # between bound and bound+1 thresholds would otherwise give bound+1 replicas.
+            if math.ceil(total_lag / self.lag_threshold) > bound:
+                total_lag = bound * self.lag_threshold
+        return Evaluation(total_lag, total_with_persistent > self.activation_lag_threshold)
+
+    def _partition_lag(self, p: Mapping[str, float | str]) -> tuple[float, float]:
+        committed = float(p["committed"])
+        log_end = float(p["log_end"])
+        if committed < 0:
+            if self.scale_to_zero_on_invalid_offset:
+                return 0.0, 0.0
+            if self.offset_reset_policy == "latest":
+                return 1.0, 1.0  # KEDA: keep one consumer so the group can commit
+            # earliest: what a new consumer would read, not the absolute log-end (keda#7936)
+            lag = max(log_end - float(p["log_start"]), 0.0)
+            return lag, lag
+        lag = max(log_end - committed, 0.0)
+        persistent = (
+            self.exclude_persistent_lag
+            and lag > 0
+            and float(p["unchanged_for"]) >= self.persistent_lag_seconds
+        )
+        return (0.0 if persistent else lag), lag
+
+    def _even(self, lag: float, partitions: int) -> float:
+        # smallest divisor of the partition count whose replicas can take the lag (KEDA)
+        for factor in range(1, partitions + 1):
+            if partitions % factor == 0 and factor * self.lag_threshold >= lag:
+                return factor * self.lag_threshold
+        return partitions * self.lag_threshold
+
+
+def _partition_set(reader: MetadataReader, raw: str) -> frozenset[int] | None:
+    partitions: set[int] = set()
+    for part in raw.split(","):
+        match = _PARTITION_RANGE.match(part)
+        if match is None:
+            reader.problem(
+                f"partitionLimitation: {part.strip()!r} is not a partition or a range a-b"
+            )
+            return None
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) else low
+        if high < low:
+            reader.problem(f"partitionLimitation: range {part.strip()!r} is empty")
+            return None
+        partitions.update(range(low, high + 1))
+    return frozenset(partitions)
+
+
+def _servers(reader: MetadataReader, raw: str) -> tuple[str, ...]:
+    servers = tuple(s.strip() for s in raw.split(",") if s.strip())
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            reader.problem(f"bootstrapServers: {server!r} is not host:port")
+    return servers
+
+
+def parse_metadata(raw: Mapping[str, str]) -> KafkaTrigger:
+    """Parse ``backend: kafka`` metadata with KEDA's names, defaults and rules; all problems."""
+    r = MetadataReader(raw, NAME)
+    servers_raw = r.get("bootstrapServers", text)
+    servers = _servers(r, servers_raw) if servers_raw else ()
+    group = r.get("consumerGroup", text)
+    topic = r.get("topic", text, default=None)
+    lag_threshold = r.get("lagThreshold", integer, default=10, check=positive)
+    activation = r.get("activationLagThreshold", integer, default=0, check=non_negative)
+    policy = r.get("offsetResetPolicy", text, default="latest", choices=("latest", "earliest"))
+    allow_idle = r.get("allowIdleConsumers", boolean, default=False)
+    exclude_persistent = r.get("excludePersistentLag", boolean, default=False)
+    zero_on_invalid = r.get("scaleToZeroOnInvalidOffset", boolean, default=False)
+    limit_to_lag = r.get("limitToPartitionsWithLag", boolean, default=False)
+    even = r.get("ensureEvenDistributionOfPartitions", boolean, default=False)
+    persistent_seconds = r.get("persistentLagSeconds", number, default=30.0, check=non_negative)
+    limitation_raw = r.get("partitionLimitation", text, default=None)
+    limitation = _partition_set(r, limitation_raw) if limitation_raw else None
+
+    if limit_to_lag and allow_idle:
+        r.problem("limitToPartitionsWithLag and allowIdleConsumers cannot both be true")
+    if limit_to_lag and even:
+        r.problem(
+            "limitToPartitionsWithLag and ensureEvenDistributionOfPartitions cannot both be true"
+        )
+    if limit_to_lag and not topic:
+        r.problem("limitToPartitionsWithLag requires topic")
+    if even and not topic:
+        r.problem("ensureEvenDistributionOfPartitions requires topic")
+    if limitation is not None and not topic:
+        limitation = None  # KEDA ignores it without a topic
+        log.debug("partitionLimitation ignored: no topic")
+
+    sasl = r.get("sasl", str.lower, default="none", choices=(*_SASL, "gssapi"))
+    if sasl == "gssapi":
+        r.problem("sasl: 'gssapi' is not supported by this scaler (kafka-python needs Kerberos)")
+    username = r.get("username", text, default=None)
+    password = r.get("password", text, default=None, secret=True)
+    if sasl in ("plaintext", "scram_sha256", "scram_sha512", "oauthbearer"):
+        if not username:
+            r.problem(f"username is required with sasl {sasl}")
+        if not password:
+            r.problem(f"password is required with sasl {sasl}")
+    token_endpoint = r.get("oauthTokenEndpointUri", text, default=None)
+    if sasl == "oauthbearer" and not token_endpoint:
+        r.problem("oauthTokenEndpointUri is required with sasl oauthbearer")
+    scopes = r.get("scopes", text, default="")
+    extensions_raw = r.get("oauthExtensions", text, default="")
+    extensions: list[tuple[str, str]] = []
+    for pair in filter(None, (p.strip() for p in extensions_raw.split(","))):
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            r.problem(f"oauthExtensions: {pair!r} is not key=value")
+        extensions.append((name.strip(), value.strip()))
+
+    tls = r.get("tls", text, default="disable", choices=("enable", "disable")) == "enable"
+    unsafe = r.get("unsafeSsl", boolean, default=False)
+    ca = r.get("ca", text, default=None, secret=True)
+    cert = r.get("cert", text, default=None, secret=True)
+    key = r.get("key", text, default=None, secret=True)
+    key_password = r.get("keyPassword", text, default=None, secret=True)
+    if bool(cert) != bool(key):
+        r.problem("cert and key must be given together")
+    r.finish()
+    assert group is not None
+    return KafkaTrigger(
+        connection=KafkaConnection(
+            bootstrap_servers=servers,
+            sasl=sasl,
+            username=username,
+            password=password,
+            tls=tls,
+            unsafe_ssl=unsafe,
+            ca=ca,
+            cert=cert,
+            key=key,
+            key_password=key_password,
+            oauth_token_endpoint=token_endpoint,
+            oauth_scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()),
+            oauth_extensions=tuple(extensions),
+        ),
+        resource=ConsumerLag(group, topic, with_log_start=policy == "earliest"),
+        lag_threshold=float(lag_threshold),
+        activation_lag_threshold=float(activation),
+        offset_reset_policy=policy,
+        allow_idle_consumers=allow_idle,
+        exclude_persistent_lag=exclude_persistent,
+        scale_to_zero_on_invalid_offset=zero_on_invalid,
+        limit_to_partitions_with_lag=limit_to_lag,
+        ensure_even_distribution=even,
+        partition_limitation=limitation,
+        persistent_lag_seconds=persistent_seconds,
+    )
+
+
+class _ClientCredentials(AbstractTokenProvider):  # type: ignore[misc]
+    """OAuth 2 client-credentials tokens for SASL/OAUTHBEARER (KEDA's ``oauthbearer``)."""
+
+    def __init__(self, connection: KafkaConnection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or time.monotonic() > self._expires:
+                self._token, lifetime = self._fetch()
+                self._expires = time.monotonic() + max(lifetime - 30.0, lifetime / 2)
+            return self._token
+
+    def extensions(self) -> dict[str, str]:
+        return dict(self._connection.oauth_extensions)
+
+    def _fetch(self) -> tuple[str, float]:
+        c = self._connection
+        assert c.oauth_token_endpoint is not None
+        form = {"grant_type": "client_credentials"}
+        if c.oauth_scopes:
+            form["scope"] = " ".join(c.oauth_scopes)
+        basic = base64.b64encode(f"{c.username}:{c.password}".encode()).decode()
+        request = urllib.request.Request(  # noqa: S310 - the URI is the user's token endpoint
+            c.oauth_token_endpoint,
+            data=urllib.parse.urlencode(form).encode(),
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                body = json.loads(response.read())
+        except (OSError, ValueError) as err:
+            raise kerr.SaslAuthenticationFailedError(
+                f"OAuth token request failed: {type(err).__name__}"
+            ) from None
+        return str(body["access_token"]), float(body.get("expires_in", 300))
+
+
+class KafkaClient:
+    """One kafka-python admin client per connection identity, used from the backend's threads.
+
+    :param connection: brokers, SASL, TLS
+    :param timeout: kafka-python's own request timeout, in seconds
+    :param executor: the backend's thread pool
+    :param history: the backend's committed-offset history (persistent lag)
+    """
+
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        timeout: float,
+        executor: ThreadPoolExecutor,
+        history: _OffsetHistory,
+    ) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._executor = executor
+        self._history = history
+        self._admin: KafkaAdminClient | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def measure(self, resource: Hashable) -> Measurement:
+        assert isinstance(resource, ConsumerLag)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._measure, resource)
+
+    def _measure(self, resource: ConsumerLag) -> Measurement:
+        try:
+            admin = self._client()
+            return self._read(admin, resource)
+        except kerr.KafkaError as err:
+            raise self._translate(err, resource) from None
+        except (OSError, ssl.SSLError) as err:
+            raise BackendUnavailable(f"kafka {self._connection.label}: {err}") from None
+
+    def _client(self) -> KafkaAdminClient:
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable(f"kafka {self._connection.label}: client closed")
+            if self._admin is None:
+                self._admin = KafkaAdminClient(**_client_config(self._connection, self._timeout))
+            return self._admin
+
+    def _read(self, admin: KafkaAdminClient, resource: ConsumerLag) -> Measurement:
+        group = resource.group
+        if resource.topic is not None:
+            partitions = self._partitions(admin, [resource.topic], resource)
+            committed = _offsets(admin.list_group_offsets({group: partitions}).get(group, {}))
+        else:
+            committed = _offsets(admin.list_group_offsets({group: None}).get(group, {}))
+            topics = sorted({tp.topic for tp in committed})
+            if not topics:
+                raise TargetNotFound(
+                    f"kafka {self._connection.label}: consumer group {group!r} has no committed "
+                    "offsets, so its topics are unknown; set topic to scale it from zero"
+                )
+            partitions = self._partitions(admin, topics, resource)
+        ends = _offsets(admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions}))
+        starts: dict[TopicPartition, int] = {}
+        uncommitted = [tp for tp in partitions if committed.get(tp, -1) < 0]
+        if resource.with_log_start and uncommitted:
+            starts = _offsets(
+                admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in uncommitted})
+            )
+        now = time.monotonic()
+        items = []
+        total = 0
+        for tp in partitions:
+            offset = committed.get(tp, -1)
+            end = ends.get(tp, 0)
+            unchanged = self._history.unchanged_for(
+                (self._connection, group, tp.topic, tp.partition), offset, now
+            )
+            items.append(
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "committed": offset,
+                    "log_end": end,
+                    "log_start": starts.get(tp, -1),
+                    "unchanged_for": unchanged,
+                }
+            )
+            total += max(end - offset, 0) if offset >= 0 else 0
+        return Measurement(float(total), {"partitions": len(items)}, tuple(items))
+
+    def _partitions(
+        self, admin: KafkaAdminClient, topics: Sequence[str], resource: ConsumerLag
+    ) -> list[TopicPartition]:
+        described: list[dict[str, Any]] = admin.describe_topics(list(topics))
+        partitions: list[TopicPartition] = []
+        for topic in described:
+            name = str(topic["name"])
+            if topic["error_code"] == _UNKNOWN_TOPIC:
+                raise TargetNotFound(
+                    f"kafka {self._connection.label}: topic {name!r} does not exist"
+                )
+            if topic["error_code"]:
+                raise kerr.for_code(topic["error_code"])(f"describing topic {name!r}")
+            partitions.extend(
+                TopicPartition(name, p["partition_index"]) for p in topic["partitions"]
+            )
+        return sorted(partitions)
+
+    def _translate(self, err: kerr.KafkaError, resource: ConsumerLag) -> BackendError:
+        where = f"kafka {self._connection.label} group {resource.group!r}"
+        detail = f"{type(err).__name__}: {err}"
+        if self._connection.password:
+            detail = detail.replace(self._connection.password, "***")
+        message = f"{where}: {detail}"
+        if isinstance(err, kerr.SaslAuthenticationFailedError | kerr.UnsupportedSaslMechanismError):
+            return BackendAuthError(message)
+        if isinstance(err, kerr.AuthorizationError):
+            return BackendPermissionDenied(message)
+        if isinstance(err, kerr.UnknownTopicOrPartitionError | kerr.GroupIdNotFoundError):
+            return TargetNotFound(message)
+        if isinstance(err, kerr.KafkaTimeoutError | kerr.RequestTimedOutError):
+            return BackendTimeout(message)
+        if isinstance(err, kerr.RetriableError | kerr.BrokerNotAvailableError):
+            return BackendUnavailable(message)
+        return BackendError(message)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            admin.close()
+
+
+def _offsets(result: Mapping[Any, Any]) -> dict[TopicPartition, int]:
+    """``{TopicPartition: OffsetAndMetadata | OffsetAndTimestamp}`` -> ``{TopicPartition: int}``."""
+    return {tp: int(value.offset) for tp, value in result.items()}
+
+
+class _OffsetHistory:
+    """When each partition's committed offset last changed; the memory behind persistent lag."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Hashable, tuple[int, float, float]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = time.monotonic() + _HISTORY_TTL
+
+    def unchanged_for(self, key: Hashable, offset: int, now: float) -> float:
+        """Seconds the offset has stayed as it is now (0 at first sighting or after a change)."""
+        with self._lock:
+            previous = self._seen.get(key)
+            since = previous[1] if previous is not None and previous[0] == offset else now
+            self._seen[key] = (offset, since, now)
+            if now > self._next_sweep:
+                self._next_sweep = now + _HISTORY_TTL
+                for k in [k for k, v in self._seen.items() if now - v[2] > _HISTORY_TTL]:
+                    del self._seen[k]
+            return now - since
+
+
+def _client_config(connection: KafkaConnection, timeout: float) -> dict[str, Any]:
+    mechanism = _SASL[connection.sasl]
+    if connection.tls:
+        protocol = "SASL_SSL" if mechanism else "SSL"
+    else:
+        protocol = "SASL_PLAINTEXT" if mechanism else "PLAINTEXT"
+    timeout_ms = max(int(timeout * 1000), 100)
+    config: dict[str, Any] = {
+        "bootstrap_servers": list(connection.bootstrap_servers),
+        "client_id": "keda-queue-scaler",
+        "request_timeout_ms": timeout_ms,
+        "bootstrap_timeout_ms": timeout_ms,
+        "reconnect_backoff_max_ms": 1000,
+        # topics and partitions come and go; the default 5 minutes would hide new leaders
+        "metadata_max_age_ms": 30_000,
+        "security_protocol": protocol,
+    }
+    if mechanism == "OAUTHBEARER":
+        config["sasl_mechanism"] = mechanism
+        config["sasl_oauth_token_provider"] = _ClientCredentials(connection, timeout)
+    elif mechanism:
+        config["sasl_mechanism"] = mechanism
+        config["sasl_plain_username"] = connection.username
+        config["sasl_plain_password"] = connection.password
+    if connection.tls:
+        config["ssl_context"] = _ssl_context(connection)
+        config["ssl_check_hostname"] = not connection.unsafe_ssl
+    return config
+
+
+def _ssl_context(connection: KafkaConnection) -> ssl.SSLContext:
+    context = ssl.create_default_context(cadata=connection.ca or None)
+    if connection.unsafe_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if connection.cert and connection.key:
+        # ssl loads a client certificate only from files: write them privately, load, delete
+        with tempfile.TemporaryDirectory(prefix="kqs-tls-") as folder:
+            cert_path = os.path.join(folder, "cert.pem")
+            key_path = os.path.join(folder, "key.pem")
+            for path, pem in ((cert_path, connection.cert), (key_path, connection.key)):
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(pem)
+            context.load_cert_chain(cert_path, key_path, password=connection.key_password)
+    return context
+
+
+class KafkaBackend:
+    """The ``kafka`` entry of the backend registry: owns the thread pool and the offset history.
+
+    :param timeout: kafka-python's request timeout in seconds
+    :param threads: size of the thread pool kafka-python calls run in
+    """
+
+    name: Final = NAME
+
+    def __init__(self, timeout: float, threads: int = 4) -> None:
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kafka")
+        self._history = _OffsetHistory()
+
+    def parse(self, raw: Mapping[str, str]) -> KafkaTrigger:
+        return parse_metadata(raw)
+
+    def connect(self, connection: Hashable) -> BackendClient:
+        assert isinstance(connection, KafkaConnection)
+        return KafkaClient(connection, self._timeout, self._executor, self._history)

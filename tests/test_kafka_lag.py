@@ -1,0 +1,190 @@
+"""Kafka metadata parsing and lag arithmetic on hand-made offsets (the real broker proves the reads)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.backends.base import Measurement
+from scaler.backends.kafka import ConsumerLag, KafkaConnection, KafkaTrigger, parse_metadata
+from scaler.errors import MetadataError
+
+BASE = {
+    "backend": "kafka",
+    "bootstrapServers": "k1:9092,k2:9092",
+    "consumerGroup": "orders",
+    "topic": "orders",
+}
+
+
+def offsets(
+    *partitions: tuple[int, int, int] | tuple[int, int, int, float], log_start: int = -1
+) -> Measurement:
+    """(committed, log_end, partition[, unchanged_for]) per partition."""
+    items: list[dict[str, float | str]] = []
+    for p in partitions:
+        committed, end, index = p[0], p[1], p[2]
+        unchanged = p[3] if len(p) > 3 else 0.0
+        items.append(
+            {
+                "topic": "orders",
+                "partition": index,
+                "committed": committed,
+                "log_end": end,
+                "log_start": log_start,
+                "unchanged_for": unchanged,
+            }
+        )
+    return Measurement(0.0, {}, tuple(items))
+
+
+def trigger(**metadata: str) -> KafkaTrigger:
+    return parse_metadata({**BASE, **metadata})
+
+
+def test_defaults_are_kedas() -> None:
+    t = parse_metadata(BASE)
+    assert t == KafkaTrigger(
+        KafkaConnection(("k1:9092", "k2:9092")),
+        ConsumerLag("orders", "orders"),
+        10.0,
+        0.0,
+        "latest",
+    )
+    assert t.metric_name() == "kafka-orders"
+    assert (
+        parse_metadata({k: v for k, v in BASE.items() if k != "topic"}).metric_name()
+        == "kafka-orders-topics"
+    )
+
+
+def test_every_problem_at_once_and_no_secret() -> None:
+    bad = {
+        "backend": "kafka",
+        "lagThreshold": "0",
+        "activationLagThreshold": "-1",
+        "offsetResetPolicy": "newest",
+        "sasl": "scram_sha512",
+        "password": "kafka-secret-pw",
+        "limitToPartitionsWithLag": "true",
+        "allowIdleConsumers": "true",
+        "partitionLimitation": "1,x",
+        "cert": "PEM",
+    }
+    with pytest.raises(MetadataError) as err:
+        parse_metadata(bad)
+    message = str(err.value)
+    for expected in (
+        "missing required parameter bootstrapServers",
+        "missing required parameter consumerGroup",
+        "lagThreshold: '0' must be greater than 0",
+        "activationLagThreshold: '-1' must be 0 or greater",
+        "offsetResetPolicy: 'newest' must be one of [latest, earliest]",
+        "username is required with sasl scram_sha512",
+        "limitToPartitionsWithLag and allowIdleConsumers cannot both be true",
+        "limitToPartitionsWithLag requires topic",
+        "partitionLimitation: 'x'",
+        "cert and key must be given together",
+    ):
+        assert expected in message
+    assert "kafka-secret-pw" not in message
+    assert "PEM" not in message
+
+
+def test_secrets_hidden_from_repr() -> None:
+    t = trigger(
+        sasl="plaintext",
+        username="u",
+        password="pw-123",
+        tls="enable",
+        key="KEY-PEM",
+        cert="CERT-PEM",
+    )
+    for secret in ("pw-123", "KEY-PEM", "CERT-PEM"):
+        assert secret not in repr(t)
+
+
+def test_gssapi_is_refused_clearly() -> None:
+    with pytest.raises(MetadataError, match="gssapi"):
+        trigger(sasl="gssapi", username="u", password="p")
+
+
+def test_lag_is_log_end_minus_committed_clamped_at_zero() -> None:
+    e = trigger(lagThreshold="5").evaluate(offsets((10, 25, 0), (30, 30, 1), (50, 40, 2)))
+    assert e.value == 15  # 15 + 0 + 0 (never negative)
+    assert e.active
+
+
+@pytest.mark.parametrize(
+    ("policy", "zero", "expected"),
+    [
+        ("latest", "false", 1 + 1),
+        ("latest", "true", 0),
+        ("earliest", "false", 40 + 40),
+        ("earliest", "true", 0),
+    ],
+)
+def test_uncommitted_partitions_follow_the_reset_policy(
+    policy: str, zero: str, expected: float
+) -> None:
+    t = trigger(
+        offsetResetPolicy=policy, scaleToZeroOnInvalidOffset=zero, allowIdleConsumers="true"
+    )
+    # log-end 100, log-start 60 after retention: earliest counts 40 per partition, not 100
+    e = t.evaluate(offsets((-1, 100, 0), (-1, 100, 1), log_start=60))
+    assert e.value == expected
+    assert e.active is (expected > 0)
+
+
+def test_partition_cap_without_kedas_off_by_one() -> None:
+    # 2 partitions, threshold 10, lag 25: KEDA's int(25/10)=2 is not > 2, so the HPA's ceil gives 3
+    e = trigger(lagThreshold="10").evaluate(offsets((0, 13, 0), (0, 12, 1)))
+    assert e.value == 20  # capped to 2 replicas' worth
+    assert e.active
+
+
+def test_allow_idle_consumers_lifts_the_cap() -> None:
+    e = trigger(lagThreshold="10", allowIdleConsumers="true").evaluate(
+        offsets((0, 13, 0), (0, 12, 1))
+    )
+    assert e.value == 25
+
+
+def test_limit_to_partitions_with_lag() -> None:
+    t = trigger(lagThreshold="10", limitToPartitionsWithLag="true")
+    e = t.evaluate(offsets((0, 100, 0), (5, 5, 1), (7, 7, 2), (1, 1, 3)))
+    assert e.value == 10  # one partition has lag: at most one replica
+
+
+def test_partition_limitation_filters_partitions() -> None:
+    t = trigger(partitionLimitation="0,2-3", allowIdleConsumers="true")
+    e = t.evaluate(offsets((0, 1, 0), (0, 100, 1), (0, 2, 2), (0, 3, 3)))
+    assert e.value == 6
+    with pytest.raises(MetadataError, match="no partition"):
+        trigger(partitionLimitation="7-9").evaluate(offsets((0, 1, 0)))
+
+
+@pytest.mark.parametrize(
+    ("lag", "expected"), [(0, 10), (5, 10), (11, 20), (21, 30), (31, 60), (61, 60)]
+)
+def test_ensure_even_distribution_rounds_up_to_a_divisor(lag: int, expected: float) -> None:
+    # 6 partitions: divisors 1, 2, 3, 6; threshold 10
+    t = trigger(lagThreshold="10", ensureEvenDistributionOfPartitions="true")
+    parts = [(0, lag, 0)] + [(0, 0, i) for i in range(1, 6)]
+    assert t.evaluate(offsets(*parts)).value == expected
+
+
+def test_persistent_lag_is_excluded_from_the_metric_but_not_from_activity() -> None:
+    t = trigger(excludePersistentLag="true", persistentLagSeconds="30", allowIdleConsumers="true")
+    moving = t.evaluate(offsets((10, 20, 0, 0.0), (10, 20, 1, 5.0)))
+    assert moving.value == 20
+    stuck = t.evaluate(offsets((10, 20, 0, 31.0), (10, 20, 1, 5.0)))
+    assert stuck.value == 10
+    all_stuck = t.evaluate(offsets((10, 20, 0, 31.0)))
+    assert all_stuck.value == 0
+    assert all_stuck.active  # activity counts persistent lag, as KEDA
+
+
+def test_activation_threshold_is_strict() -> None:
+    t = trigger(activationLagThreshold="5", allowIdleConsumers="true")
+    assert not t.evaluate(offsets((0, 5, 0))).active
+    assert t.evaluate(offsets((0, 6, 0))).active
