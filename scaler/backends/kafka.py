@@ -32,7 +32,9 @@ import logging
 import math
 import os
 import re
+import socket
 import ssl
+import struct
 import tempfile
 import threading
 import time
@@ -47,6 +49,8 @@ import kafka.errors as kerr
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.net.sasl.oauth import AbstractTokenProvider
+from kafka.net.sasl.plain import SaslMechanismPlain
+from kafka.net.sasl.scram import SaslMechanismScram
 from kafka.protocol.consumer.offsets import OffsetSpec
 
 from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
@@ -71,8 +75,9 @@ from scaler.metadata import (
 
 NAME: Final = "kafka"
 log = logging.getLogger(__name__)
-# kafka-python logs its whole configuration, SASL password included, at DEBUG.
-logging.getLogger("kafka").setLevel(logging.INFO)
+# kafka-python logs its whole configuration, SASL password included, at DEBUG, and every lost
+# connection at ERROR; its failures reach users as our errors, so it stays quiet.
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 _SASL: Final = {
     "none": None,
@@ -417,6 +422,11 @@ class KafkaClient:
             if self._closed:
                 raise BackendUnavailable(f"kafka {self._connection.label}: client closed")
             if self._admin is None:
+                rejection = _sasl_rejection(self._connection, self._timeout)
+                if rejection is not None:
+                    raise BackendAuthError(
+                        f"kafka {self._connection.label}: SASL login rejected: {rejection}"
+                    )
                 self._admin = KafkaAdminClient(**_client_config(self._connection, self._timeout))
             return self._admin
 
@@ -509,6 +519,84 @@ class KafkaClient:
             admin, self._admin = self._admin, None
         if admin is not None:
             admin.close()
+
+
+_SASL_HANDSHAKE: Final = 17
+_SASL_AUTHENTICATE: Final = 36
+
+
+def _sasl_rejection(connection: KafkaConnection, timeout: float) -> str | None:
+    """The broker's reason for rejecting our SASL credentials, or None if it accepts them.
+
+    kafka-python 3.0 loses the broker's SaslAuthenticate error (it arrives together with the
+    connection close) and retries until its bootstrap times out, which would make a wrong
+    password look like an outage. So before building a client, log in once ourselves on the
+    first bootstrap server (kafka-python computes the PLAIN/SCRAM messages) and read the verdict.
+    Anything other than a clear rejection returns None and is left to the real client.
+    """
+    mechanism = _SASL[connection.sasl]
+    if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        return None
+    config = {
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": connection.username or "",
+        "sasl_plain_password": connection.password or "",
+    }
+    client = SaslMechanismPlain(**config) if mechanism == "PLAIN" else SaslMechanismScram(**config)
+    host, _, port = connection.bootstrap_servers[0].rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+            sock = (
+                _ssl_context(connection).wrap_socket(raw, server_hostname=host)
+                if connection.tls
+                else raw
+            )
+            name = mechanism.encode()
+            error, _, _ = _sasl_call(sock, 1, _SASL_HANDSHAKE, struct.pack(">h", len(name)) + name)
+            if error:
+                return f"the broker does not enable SASL mechanism {mechanism}"
+            while not client.is_done():
+                token = client.auth_bytes()
+                error, message, reply = _sasl_call(
+                    sock, 2, _SASL_AUTHENTICATE, struct.pack(">i", len(token)) + token
+                )
+                if error:
+                    return message or f"error code {error}"
+                client.receive(reply)
+    except (OSError, ValueError, KeyError, struct.error, kerr.KafkaError):
+        return None  # unreachable or unexpected: the real client will say what it is
+    return None
+
+
+def _sasl_call(
+    sock: socket.socket, correlation: int, api: int, body: bytes
+) -> tuple[int, str, bytes]:
+    """One request with a v1 header (API version 1) and its (error code, message, bytes)."""
+    client_id = b"keda-queue-scaler"
+    request = struct.pack(">hhih", api, 1, correlation, len(client_id)) + client_id + body
+    sock.sendall(struct.pack(">i", len(request)) + request)
+    response = _receive(sock, struct.unpack(">i", _receive(sock, 4))[0])
+    (error,) = struct.unpack_from(">h", response, 4)
+    if api == _SASL_HANDSHAKE:
+        return error, "", b""
+    (length,) = struct.unpack_from(">h", response, 6)
+    at = 8 + max(length, 0)
+    message = response[8:at].decode(errors="replace") if length > 0 else ""
+    if error:
+        return error, message, b""
+    (size,) = struct.unpack_from(">i", response, at)
+    return 0, "", response[at + 4 : at + 4 + max(size, 0)]
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed by the broker")
+        data += chunk
+    return data
 
 
 def _offsets(result: Mapping[Any, Any]) -> dict[TopicPartition, int]:
