@@ -1,0 +1,150 @@
+"""Kafka lag evaluation cost: time and broker requests for one group over many partitions.
+
+    python -m bench.kafka_lag [--topics 10] [--partitions 100] [--evaluations 30]
+
+Needs the test broker (``make brokers``; ``SCALER_TEST_KAFKA_BOOTSTRAP``, default
+127.0.0.1:19092). Creates ``topics x partitions`` partitions, produces one record to each,
+commits offsets for a group on every other partition, then evaluates the group through the
+scaler's engine with no cache (every evaluation reads the broker) and counts the requests the
+admin client sends, by API, with a counter wrapped around kafka-python's send. Prints a table
+and writes ``bench/results/kafka_lag.json``. Topics are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from scaler.backends import build_backends
+from scaler.backends.base import Measurement
+from scaler.backends.kafka import KafkaClient
+from scaler.cache import Coalescer
+from scaler.engine import Engine
+from scaler.pool import BackendPool
+
+
+def prepare(bootstrap: str, topics: list[str], partitions: int, group: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=120_000)
+    try:
+        admin.create_topics(
+            {t: {"num_partitions": partitions, "replication_factor": 1} for t in topics},
+            timeout_ms=120_000,
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    for topic in topics:
+        for partition in range(partitions):
+            producer.send(topic, b"x", partition=partition)
+    producer.flush(120)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    offsets = {
+        TopicPartition(t, p): OffsetAndMetadata(0, "", -1)
+        for t in topics
+        for p in range(0, partitions, 2)
+    }
+    consumer.assign(list(offsets))
+    consumer.commit(offsets)
+    consumer.close(autocommit=False)
+
+
+def cleanup(bootstrap: str, topics: list[str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics(topics)
+    finally:
+        admin.close()
+
+
+async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -> dict[str, Any]:
+    backends = build_backends(timeout=30.0)
+    engine = Engine(backends, BackendPool(backends), Coalescer[Measurement](0.0), 30.0)
+    metadata = {"backend": "kafka", "bootstrapServers": bootstrap, "consumerGroup": group}
+    results: dict[str, Any] = {}
+    for mode, extra in (("topic", {"topic": topics[0]}), ("all topics of the group", {})):
+        trigger = engine.trigger({**metadata, **extra, "allowIdleConsumers": "true"})
+        first = await engine.evaluate(trigger)  # connects and bootstraps
+        client = engine.pool.get("kafka", trigger.connection)
+        assert isinstance(client, KafkaClient)
+        requests: Counter[str] = Counter()
+        manager = client._admin._manager  # type: ignore[union-attr]  # bench-only instrumentation
+        send = manager.send
+
+        async def counting_send(
+            request: Any,
+            *args: Any,
+            _counts: Counter[str] = requests,
+            _send: Any = send,
+            **kwargs: Any,
+        ) -> Any:
+            _counts[type(request).__name__.removesuffix("Request")] += 1
+            return await _send(request, *args, **kwargs)
+
+        manager.send = counting_send
+        durations = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            evaluation = await engine.evaluate(trigger)
+            durations.append(time.perf_counter() - start)
+        manager.send = send
+        measurement = await engine.measure(trigger)
+        results[mode] = {
+            "partitions": len(measurement.items),
+            "lag": evaluation.value,
+            "first_evaluation_lag": first.value,
+            "evaluation_ms_p50": round(statistics.median(durations) * 1000, 2),
+            "evaluation_ms_max": round(max(durations) * 1000, 2),
+            "requests_per_evaluation": {k: v / rounds for k, v in sorted(requests.items())},
+        }
+    await engine.aclose()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("SCALER_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    )
+    parser.add_argument("--topics", type=int, default=10)
+    parser.add_argument("--partitions", type=int, default=100)
+    parser.add_argument("--evaluations", type=int, default=30)
+    args = parser.parse_args()
+    suffix = uuid.uuid4().hex[:8]
+    topics = [f"kqs-bench-{suffix}-{i}" for i in range(args.topics)]
+    group = f"kqs-bench-{suffix}"
+    prepare(args.bootstrap, topics, args.partitions, group)
+    try:
+        results = asyncio.run(evaluate(args.bootstrap, topics, group, args.evaluations))
+    finally:
+        cleanup(args.bootstrap, topics)
+    print(
+        f"Kafka lag evaluation, {args.topics} topics x {args.partitions} partitions, "
+        f"{args.evaluations} rounds, no cache"
+    )
+    for mode, r in results.items():
+        print(
+            f"  {mode:<24} partitions={r['partitions']:<5} lag={r['lag']:<6g} "
+            f"p50={r['evaluation_ms_p50']} ms max={r['evaluation_ms_max']} ms "
+            f"requests/evaluation={r['requests_per_evaluation']}"
+        )
+    out = Path(__file__).parent / "results" / "kafka_lag.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    print(f"  written to {out}")
+
+
+if __name__ == "__main__":
+    main()
