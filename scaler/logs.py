@@ -62,5 +62,9 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # grpc and redis-py are chatty at DEBUG about things that are ours to report
+    # Broker libraries log every failed connect at ERROR; each failure reaches KEDA and our own
+    # log as one error of ours, so theirs would only repeat it (and kafka-python's DEBUG output
+    # includes its SASL password).
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    for noisy in ("aiormq", "aio_pika", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)

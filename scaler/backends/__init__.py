@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scaler.backends.base import Backend
 from scaler.backends.kafka import KafkaBackend
+from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.backends.redis import RedisBackend
 
 
@@ -12,5 +13,9 @@ def build_backends(timeout: float) -> dict[str, Backend]:
 
     :param timeout: socket-level timeout for broker clients (the engine also bounds each call)
     """
-    backends: list[Backend] = [RedisBackend(timeout), KafkaBackend(timeout)]
+    backends: list[Backend] = [
+        RedisBackend(timeout),
+        KafkaBackend(timeout),
+        RabbitMQBackend(timeout),
+    ]
     return {b.name: b for b in backends}

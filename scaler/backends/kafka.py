@@ -30,12 +30,10 @@ import base64
 import json
 import logging
 import math
-import os
 import re
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -54,6 +52,7 @@ from kafka.net.sasl.scram import SaslMechanismScram
 from kafka.protocol.consumer.offsets import OffsetSpec
 
 from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
+from scaler.backends.tls import client_context
 from scaler.errors import (
     BackendAuthError,
     BackendError,
@@ -656,21 +655,14 @@ def _client_config(connection: KafkaConnection, timeout: float) -> dict[str, Any
 
 
 def _ssl_context(connection: KafkaConnection) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=connection.ca or None)
-    if connection.unsafe_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if connection.cert and connection.key:
-        # ssl loads a client certificate only from files: write them privately, load, delete
-        with tempfile.TemporaryDirectory(prefix="kqs-tls-") as folder:
-            cert_path = os.path.join(folder, "cert.pem")
-            key_path = os.path.join(folder, "key.pem")
-            for path, pem in ((cert_path, connection.cert), (key_path, connection.key)):
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(descriptor, "w") as handle:
-                    handle.write(pem)
-            context.load_cert_chain(cert_path, key_path, password=connection.key_password)
-    return context
+    return client_context(
+        NAME,
+        ca=connection.ca,
+        cert=connection.cert,
+        key=connection.key,
+        key_password=connection.key_password,
+        unsafe=connection.unsafe_ssl,
+    )
 
 
 class KafkaBackend:
