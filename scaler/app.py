@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Mapping
@@ -34,8 +35,11 @@ from scaler.backends import build_backends
 from scaler.backends.base import Backend, Measurement
 from scaler.cache import Coalescer
 from scaler.engine import Engine
+from scaler.errors import SettingsError
 from scaler.metrics import ScalerMetrics
 from scaler.pool import BackendPool
+from scaler.profiles import ProfileFile
+from scaler.profiles import load as load_profiles
 from scaler.server import ExternalScalerServicer
 from scaler.settings import Settings
 from scaler.watch import WatchHub
@@ -52,6 +56,8 @@ _GRPC_OPTIONS = (
     ("grpc.so_reuseport", 0),
 )
 _EVICT_EVERY = 60.0
+# how often the profiles file is checked for changes (a Secret update swaps its link)
+_PROFILES_EVERY = 2.0
 # how often the metrics server thread checks for shutdown (prometheus_client's default is 0.5 s)
 _METRICS_POLL = 0.05
 
@@ -83,16 +89,74 @@ def build_engine(
     """
     if backends is None:
         backends = build_backends(settings.backend_timeout)
+    profiles = None
+    if settings.profiles:
+        keys = {name: backend.connection_keys for name, backend in backends.items()}
+        profiles = load_profiles(settings.profiles, keys, settings.require_profiles)
     cache: Coalescer[Measurement] = Coalescer(
         settings.cache_ttl, on_outcome=metrics.coalesced if metrics is not None else None
     )
-    return Engine(
+    engine = Engine(
         backends,
         BackendPool(backends, idle_timeout=settings.pool_idle_timeout),
         cache,
         settings.backend_timeout,
         observer=metrics,
     )
+    engine.set_profiles(profiles)
+    return engine
+
+
+class _TlsFiles:
+    """Server TLS material read from files, reloaded when any file changes.
+
+    gRPC asks :meth:`fetch` at every new handshake; it answers None while nothing changed, so
+    a renewed certificate (cert-manager, a mounted Secret) takes effect without a restart.
+    """
+
+    def __init__(self, cert: str, key: str, client_ca: str) -> None:
+        self._paths = tuple(p for p in (cert, key, client_ca) if p)
+        self._cert, self._key, self._client_ca = cert, key, client_ca
+        self._stamp = self._read_stamp()
+        self.initial = self._configuration()
+
+    def _read_stamp(self) -> tuple[tuple[float, int], ...]:
+        stamps = []
+        for path in self._paths:
+            st = os.stat(path)
+            stamps.append((st.st_mtime, st.st_ino))
+        return tuple(stamps)
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        def read(path: str) -> bytes:
+            with open(path, "rb") as handle:
+                return handle.read()
+
+        return grpc.ssl_server_certificate_configuration(
+            [(read(self._key), read(self._cert))],
+            root_certificates=read(self._client_ca) if self._client_ca else None,
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        try:
+            stamp = self._read_stamp()
+            if stamp == self._stamp:
+                return None
+            configuration = self._configuration()
+        except OSError as err:  # mid-rotation: keep serving the previous certificate
+            log.warning("TLS files not reloaded: %s", err.strerror)
+            return None
+        self._stamp = stamp
+        log.info("TLS certificate reloaded")
+        return configuration
+
+    def credentials(self) -> grpc.ServerCredentials:
+        # grpc documents None as "unchanged"; types-grpcio's stub omits it
+        return grpc.dynamic_ssl_server_credentials(
+            self.initial,
+            self.fetch,  # type: ignore[arg-type]
+            require_client_authentication=bool(self._client_ca),
+        )
 
 
 class ScalerApp:
@@ -122,7 +186,13 @@ class ScalerApp:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._httpd: WSGIServer | None = None
-        self._evictor: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._profiles_file = ProfileFile(settings.profiles) if settings.profiles else None
+        self._tls = (
+            _TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            if settings.tls_cert
+            else None
+        )
 
     async def start(self) -> None:
         """Bind both ports and start serving; health becomes SERVING."""
@@ -142,17 +212,25 @@ class ScalerApp:
             server,
         )
         host = f"[{s.bind_address}]" if ":" in s.bind_address else s.bind_address
-        self.grpc_port = server.add_insecure_port(f"{host}:{s.grpc_port}")
+        address = f"{host}:{s.grpc_port}"
+        if self._tls is not None:
+            self.grpc_port = server.add_secure_port(address, self._tls.credentials())
+        else:
+            self.grpc_port = server.add_insecure_port(address)
         await server.start()
         self._server = server
-        self._evictor = asyncio.get_running_loop().create_task(self._evict_idle())
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self._evict_idle()))
+        if self._profiles_file is not None:
+            self._background.append(loop.create_task(self._reload_profiles(self._profiles_file)))
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "serving %s on %s:%d, metrics on :%d",
+            "serving %s on %s:%d (%s), metrics on :%d",
             SERVICE_NAME,
             s.bind_address,
             self.grpc_port,
+            "mTLS" if s.tls_client_ca else "TLS" if s.tls_cert else "plaintext",
             self.metrics_port,
         )
 
@@ -168,10 +246,10 @@ class ScalerApp:
         await self.hub.aclose()
         log.info("stopping the gRPC server (grace %.3gs)", self.settings.grace_period)
         await server.stop(self.settings.grace_period)
-        if self._evictor is not None:
-            self._evictor.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._evictor
+                await task
         log.info("closing backend clients")
         await self.engine.aclose()
         if self._httpd is not None:
@@ -194,6 +272,20 @@ class ScalerApp:
             await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+    async def _reload_profiles(self, profiles_file: ProfileFile) -> None:
+        keys = {name: b.connection_keys for name, b in self.engine.backends.items()}
+        while True:
+            await asyncio.sleep(_PROFILES_EVERY)
+            if not profiles_file.changed():
+                continue
+            try:
+                profiles = load_profiles(profiles_file.path, keys, self.settings.require_profiles)
+            except SettingsError as err:  # keep serving with the profiles that worked
+                log.error("connection profiles not reloaded: %s", err)
+                continue
+            self.engine.set_profiles(profiles)
+            log.info("connection profiles reloaded: %d connections", len(profiles))
 
     async def _evict_idle(self) -> None:
         while True:

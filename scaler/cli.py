@@ -42,12 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:
         sys.stderr.write(f"keda-queue-scaler: {err}\n")
         return 2
-    if args.command == "serve":
-        logs.configure(settings.log_format, settings.log_level)
-        asyncio.run(ScalerApp(settings).run())
-        return 0
-    logs.configure(settings.log_format, "WARNING")
-    return asyncio.run(_check(args, settings))
+    try:
+        if args.command == "serve":
+            logs.configure(settings.log_format, settings.log_level)
+            asyncio.run(_serve(settings))
+            return 0
+        logs.configure(settings.log_format, "WARNING")
+        return asyncio.run(_check(args, settings))
+    except SettingsError as err:
+        sys.stderr.write(f"keda-queue-scaler: {err}\n")
+        return 2
+
+
+async def _serve(settings: Settings) -> None:
+    await ScalerApp(settings).run()
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:

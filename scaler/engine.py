@@ -34,6 +34,7 @@ from scaler.errors import (
 )
 from scaler.metadata import BACKEND_KEY, quote
 from scaler.pool import BackendPool
+from scaler.profiles import Profiles
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ class Engine:
         self._observer: Observer = observer or _NullObserver()
         self._parsed: OrderedDict[Hashable, Trigger | MetadataError] = OrderedDict()
         self._parse_cache_size = parse_cache_size
+        self.profiles: Profiles | None = None
+
+    def set_profiles(self, profiles: Profiles | None) -> None:
+        """Use these connection profiles from now on (metadata parses again under them)."""
+        self.profiles = profiles
+        self._parsed.clear()
 
     def trigger(self, metadata: Mapping[str, str]) -> Trigger:
         """Parse ``scalerMetadata``; raises :class:`MetadataError` listing every problem."""
@@ -110,6 +117,8 @@ class Engine:
         return outcome
 
     def _parse(self, metadata: Mapping[str, str]) -> Trigger:
+        if self.profiles is not None:
+            metadata = self.profiles.resolve(metadata)
         name = metadata.get(BACKEND_KEY, "").strip()
         if not name:
             raise MetadataError(

@@ -51,6 +51,14 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -95,6 +103,19 @@ class Settings:
     max_resource_series: int = _setting(
         1000, _count, "resources with their own last-value series in /metrics"
     )
+    tls_cert: str = _setting(
+        "", str, "PEM certificate file: serve gRPC over TLS (reloaded on change)"
+    )
+    tls_key: str = _setting("", str, "PEM private key file of --tls-cert")
+    tls_client_ca: str = _setting(
+        "", str, "PEM CA file: require client certificates signed by it (mTLS)"
+    )
+    profiles: str = _setting(
+        "", str, "YAML file of connection profiles that metadata names with `connection:`"
+    )
+    require_profiles: bool = _setting(
+        False, _boolean, "refuse metadata that does not name a connection profile"
+    )
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -132,6 +153,12 @@ class Settings:
                 values[f.name] = f.metadata["parse"](str(raw).strip())
             except ValueError as err:
                 problems.append(f"{source}: {str(raw)!r} is invalid ({err})")
+        if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+            problems.append("--tls-cert and --tls-key must be given together")
+        if values.get("tls_client_ca") and not values.get("tls_cert"):
+            problems.append("--tls-client-ca needs --tls-cert and --tls-key")
+        if values.get("require_profiles") and not values.get("profiles"):
+            problems.append("--require-profiles needs --profiles")
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return cls(**values)

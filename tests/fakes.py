@@ -43,6 +43,7 @@ class FakeBackend:
     """Values per resource in ``values``; an exception there is raised by ``measure``."""
 
     name = "fake"
+    connection_keys = frozenset({"address", "password"})
 
     def __init__(self) -> None:
         self.values: dict[str, float | BaseException] = {}

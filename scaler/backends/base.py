@@ -98,6 +98,14 @@ class Backend(Protocol):
     def name(self) -> str:
         """The value of the ``backend`` metadata key that selects this backend."""
 
+    @property
+    def connection_keys(self) -> frozenset[str]:
+        """Metadata keys that say where and how to connect (address, credentials, TLS).
+
+        A connection profile supplies exactly these; metadata that names a profile may not set
+        them (``scaler.profiles``).
+        """
+
     def parse(self, raw: Mapping[str, str]) -> Trigger:
         """Parse metadata; raise one MetadataError listing every problem."""
 

@@ -73,6 +73,24 @@ from scaler.metadata import (
 )
 
 NAME: Final = "kafka"
+#: where and how to connect: what a connection profile supplies
+CONNECTION_KEYS: Final = frozenset(
+    {
+        "bootstrapServers",
+        "sasl",
+        "username",
+        "password",
+        "tls",
+        "unsafeSsl",
+        "ca",
+        "cert",
+        "key",
+        "keyPassword",
+        "oauthTokenEndpointUri",
+        "scopes",
+        "oauthExtensions",
+    }
+)
 log = logging.getLogger(__name__)
 # kafka-python logs its whole configuration, SASL password included, at DEBUG, and every lost
 # connection at ERROR; its failures reach users as our errors, so it stays quiet.
@@ -673,6 +691,7 @@ class KafkaBackend:
     """
 
     name: Final = NAME
+    connection_keys: Final = CONNECTION_KEYS
 
     def __init__(self, timeout: float, threads: int = 4) -> None:
         self._timeout = timeout

@@ -73,6 +73,10 @@ from scaler.metadata import (
 log = logging.getLogger(__name__)
 
 NAME: Final = "rabbitmq"
+#: where and how to connect: what a connection profile supplies
+CONNECTION_KEYS: Final = frozenset(
+    {"host", "username", "password", "tls", "unsafeSsl", "ca", "cert", "key", "keyPassword"}
+)
 
 QUEUE_LENGTH: Final = "QueueLength"
 MESSAGE_RATE: Final = "MessageRate"
@@ -811,6 +815,7 @@ class RabbitMQBackend:
     """The ``rabbitmq`` entry of the backend registry."""
 
     name: Final = NAME
+    connection_keys: Final = CONNECTION_KEYS
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout

@@ -42,6 +42,22 @@ from scaler.metadata import (
 )
 
 NAME: Final = "redis"
+#: where and how to connect: what a connection profile supplies
+CONNECTION_KEYS: Final = frozenset(
+    {
+        "address",
+        "addresses",
+        "host",
+        "hosts",
+        "port",
+        "ports",
+        "username",
+        "password",
+        "enableTLS",
+        "tls",
+        "unsafeSsl",
+    }
+)
 
 # TYPE then the matching length command, atomically and in one round trip (KEDA's script,
 # returning the type too so that an unsupported type can be named in the error).
@@ -240,6 +256,7 @@ class RedisBackend:
     """The ``redis`` entry of the backend registry."""
 
     name: Final = NAME
+    connection_keys: Final = CONNECTION_KEYS
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
