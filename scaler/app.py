@@ -94,7 +94,9 @@ def build_engine(
         keys = {name: backend.connection_keys for name, backend in backends.items()}
         profiles = load_profiles(settings.profiles, keys, settings.require_profiles)
     cache: Coalescer[Measurement] = Coalescer(
-        settings.cache_ttl, on_outcome=metrics.coalesced if metrics is not None else None
+        settings.cache_ttl,
+        on_outcome=metrics.coalesced if metrics is not None else None,
+        share=not settings.naive,
     )
     engine = Engine(
         backends,
@@ -178,7 +180,10 @@ class ScalerApp:
         self.metrics = ScalerMetrics(self.registry, settings.max_resource_series)
         self.engine = build_engine(settings, self.metrics, backends)
         self.hub = WatchHub(
-            self.engine, lambda backend: settings.watch_interval, self.metrics.watcher_count
+            self.engine,
+            lambda backend: settings.watch_interval,
+            self.metrics.watcher_count,
+            share=not settings.naive,
         )
         self.shutdown = asyncio.Event()
         self.grpc_port = settings.grpc_port

@@ -33,6 +33,8 @@ class Coalescer(Generic[V]):
     :param ttl: how long a successful result is reused, in seconds (0 disables reuse)
     :param on_outcome: called with ``"hit"``, ``"miss"`` or ``"shared"`` for every lookup
     :param clock: monotonic clock, injectable for tests
+    :param share: False turns coalescing off entirely (naive mode for benchmarks): every
+        lookup runs its own fetch, as KEDA's built-in scalers do
     """
 
     def __init__(
@@ -40,8 +42,10 @@ class Coalescer(Generic[V]):
         ttl: float,
         on_outcome: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        share: bool = True,
     ) -> None:
-        self.ttl = ttl
+        self.ttl = ttl if share else 0.0
+        self.share = share
         self._on_outcome = on_outcome
         self._clock = clock
         self._values: dict[Hashable, tuple[float, V]] = {}
@@ -55,6 +59,9 @@ class Coalescer(Generic[V]):
 
         ``max_age=0`` asks for a fresh read, but still joins a fetch already in flight.
         """
+        if not self.share:
+            self._count("miss")
+            return await fetch()
         limit = self.ttl if max_age is None else max_age
         cached = self._values.get(key)
         if cached is not None and limit > 0 and self._clock() - cached[0] < limit:

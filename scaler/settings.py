@@ -116,6 +116,11 @@ class Settings:
     require_profiles: bool = _setting(
         False, _boolean, "refuse metadata that does not name a connection profile"
     )
+    naive: bool = _setting(
+        False,
+        _boolean,
+        "benchmarks only: no coalescing, one watcher per stream (what built-in scalers do)",
+    )
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -73,6 +73,7 @@ class WatchHub:
     :param engine: reads resources (coalesced with RPC reads)
     :param interval: seconds between reads, per backend name
     :param on_count: told the number of watchers whenever it changes (metrics)
+    :param share: False gives every subscription a watcher of its own (naive mode for benchmarks)
     """
 
     def __init__(
@@ -80,7 +81,9 @@ class WatchHub:
         engine: Engine,
         interval: Callable[[str], float],
         on_count: Callable[[int], None] | None = None,
+        share: bool = True,
     ) -> None:
+        self._share = share
         self._engine = engine
         self._interval = interval
         self._on_count = on_count
@@ -103,7 +106,7 @@ class WatchHub:
             subscription.close()
             yield subscription
             return
-        key = _key(trigger)
+        key = _key(trigger) if self._share else (_key(trigger), id(subscription))
         watcher = self._watchers.get(key)
         if watcher is None:
             watcher = self._watchers[key] = _Watcher(trigger)

@@ -116,3 +116,11 @@ async def test_aclose_cancels_fetches_in_flight() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert cache.inflight == 0
+
+
+async def test_naive_mode_shares_nothing() -> None:
+    cache: Coalescer[object] = Coalescer(10.0, share=False)
+    fetch, calls = counting_fetch(delay=0.01)
+    await asyncio.gather(*(cache.get("k", fetch) for _ in range(5)))
+    await cache.get("k", fetch)
+    assert calls["n"] == 6

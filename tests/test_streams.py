@@ -153,3 +153,13 @@ async def test_shutdown_lets_in_flight_rpcs_finish(serve, fake_backend) -> None:
     await asyncio.sleep(0.05)  # the read is in flight
     await running.app.stop()
     assert (await call).result is True
+
+
+async def test_naive_mode_gives_each_stream_its_own_watcher(serve, fake_backend) -> None:
+    running = await serve(naive=True)
+    streams = [StreamReader(running.stub.StreamIsActive(ref(META, name=f"so-{i}"))) for i in range(3)]
+    for stream in streams:
+        assert await stream.next() is False
+    assert len(running.app.hub) == 3
+    for stream in streams:
+        stream.cancel()
