@@ -41,7 +41,7 @@ from scaler.pool import BackendPool
 from scaler.profiles import ProfileFile
 from scaler.profiles import load as load_profiles
 from scaler.server import ExternalScalerServicer
-from scaler.settings import Settings
+from scaler.settings import Settings, watch_interval_for
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,10 @@ class ScalerApp:
         self.engine = build_engine(settings, self.metrics, backends)
         self.hub = WatchHub(
             self.engine,
-            lambda backend: settings.watch_interval,
+            lambda backend: watch_interval_for(settings, backend),
             self.metrics.watcher_count,
             share=not settings.naive,
+            max_requests=settings.watch_max_requests,
         )
         self.shutdown = asyncio.Event()
         self.grpc_port = settings.grpc_port

@@ -77,6 +77,11 @@ class Coalescer(Generic[V]):
             self._count("shared")
         return await asyncio.shield(task)
 
+    def put(self, key: Hashable, value: V) -> None:
+        """Store a value read elsewhere (a watcher's batch), so lookups within the TTL reuse it."""
+        if self.share:
+            self._store(key, value)
+
     def peek(self, key: Hashable) -> V | None:
         """The last stored value for ``key`` whatever its age, without fetching."""
         cached = self._values.get(key)

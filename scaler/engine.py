@@ -20,10 +20,17 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Final, Protocol
 
-from scaler.backends.base import Backend, Evaluation, Measurement, Trigger
+from scaler.backends.base import (
+    Backend,
+    BackendClient,
+    BatchClient,
+    Evaluation,
+    Measurement,
+    Trigger,
+)
 from scaler.cache import Coalescer
 from scaler.errors import (
     BackendError,
@@ -157,6 +164,64 @@ class Engine:
                 f"no answer within {min(wait, self.backend_timeout):.3g}s"
             ) from None
 
+    async def measure_batch(
+        self, triggers: Sequence[Trigger]
+    ) -> tuple[dict[Hashable, Measurement | ScalerError], int]:
+        """Fresh reads of many resources on one connection, in as few broker requests as the
+        backend allows (watchers); results also refresh the coalescing cache.
+
+        :param triggers: triggers on one (backend, connection), one per resource
+        :returns: per resource, its measurement or error; and the broker requests it cost
+        """
+        first = triggers[0]
+        resources = list(dict.fromkeys(t.resource for t in triggers))
+        labels = {t.resource: t.resource_label() for t in triggers}
+        start = time.perf_counter()
+        reason = "cancelled"
+        try:
+            async with asyncio.timeout(self.backend_timeout):
+                raw, cost = await self._batch_with_rebuild(first, resources)
+            reason = "ok"
+        except TimeoutError:
+            reason = BackendTimeout.reason
+            error: ScalerError = BackendTimeout(
+                f"{first.backend} {first.resource_label()} (read with {len(resources) - 1} more): "
+                f"no answer within {self.backend_timeout:.3g}s"
+            )
+            return dict.fromkeys(resources, error), len(resources)
+        except ScalerError as err:
+            reason = err.reason if isinstance(err, BackendError) else "error"
+            return dict.fromkeys(resources, err), len(resources)
+        finally:
+            self._observer.backend_read(first.backend, reason, time.perf_counter() - start)
+        results: dict[Hashable, Measurement | ScalerError] = {}
+        for resource in resources:
+            outcome = raw.get(resource)
+            if isinstance(outcome, Measurement):
+                self.cache.put((first.backend, first.connection, resource), outcome)
+                self._observer.measured(first.backend, labels[resource], outcome.value)
+                results[resource] = outcome
+            elif isinstance(outcome, ScalerError):
+                results[resource] = outcome
+            else:
+                log.error("batch read of %s failed: %r", labels[resource], outcome)
+                results[resource] = ScalerError("internal error while reading; see the log")
+        return results, cost
+
+    async def _batch_with_rebuild(
+        self, trigger: Trigger, resources: list[Hashable]
+    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+        for attempt in (1, 2):
+            client = self.pool.get(trigger.backend, trigger.connection)
+            try:
+                return await _read_many(client, resources)
+            except BackendUnavailable as err:
+                if attempt == 2:
+                    raise
+                log.info("rebuilding %s client after: %s", trigger.backend, err)
+                await self.pool.invalidate(trigger.backend, trigger.connection, client)
+        raise AssertionError("unreachable")
+
     async def evaluate(self, trigger: Trigger, *, budget: float | None = None) -> Evaluation:
         """Measure and apply the trigger's options: the metric value and the activity."""
         return trigger.evaluate(await self.measure(trigger, budget=budget))
@@ -204,6 +269,21 @@ class Engine:
         """Cancel shared reads in flight and close every backend client."""
         await self.cache.aclose()
         await self.pool.aclose_all()
+
+
+async def _read_many(
+    client: BackendClient, resources: list[Hashable]
+) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+    if isinstance(client, BatchClient):
+        return await client.measure_many(resources)
+    # no batch API: one read per resource, concurrently; a connection failure fails the batch
+    outcomes = await asyncio.gather(*(client.measure(r) for r in resources), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BackendUnavailable) or (
+            isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
+        ):
+            raise outcome
+    return dict(zip(resources, outcomes, strict=True)), len(resources)
 
 
 def _check_size(metadata: Mapping[str, str]) -> None:

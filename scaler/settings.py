@@ -59,6 +59,23 @@ def _boolean(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _intervals(text: str) -> tuple[tuple[str, float], ...]:
+    pairs = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, sep, seconds = entry.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{entry!r} is not backend=seconds")
+        pairs.append((name.strip(), _positive_seconds(seconds.strip())))
+    return tuple(pairs)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -95,7 +112,15 @@ class Settings:
         10.0, _seconds, "seconds in-flight RPCs get to finish on SIGTERM"
     )
     watch_interval: float = _setting(
-        0.1, _positive_seconds, "seconds between reads of a resource watched by StreamIsActive"
+        0.1, _positive_seconds, "seconds between reads of watched resources (StreamIsActive)"
+    )
+    watch_intervals: tuple[tuple[str, float], ...] = _setting(
+        (("redis", 0.025), ("rabbitmq", 0.05), ("kafka", 0.2)),
+        _intervals,
+        "per-backend watch intervals, backend=seconds,... (override --watch-interval)",
+    )
+    watch_max_requests: float = _setting(
+        40.0, _positive, "broker requests per second one connection's watchers may cost"
     )
     pool_idle_timeout: float = _setting(
         600.0, _positive_seconds, "seconds after which an unused broker connection is closed"
@@ -127,11 +152,14 @@ class Settings:
         """Add one ``--flag`` per setting (default None, so the environment can fill it in)."""
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
+            default = f.default
+            if isinstance(default, tuple):
+                default = ",".join(f"{k}={v:g}" for k, v in default)
             parser.add_argument(
                 flag,
                 dest=f.name,
                 default=None,
-                help=f"{f.metadata['help']} (env {env_name(f.name)}, default {f.default})",
+                help=f"{f.metadata['help']} (env {env_name(f.name)}, default {default})",
             )
 
     @classmethod
@@ -167,6 +195,11 @@ class Settings:
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return cls(**values)
+
+
+def watch_interval_for(settings: Settings, backend: str) -> float:
+    """The watch interval of a backend: its own entry, else ``--watch-interval``."""
+    return dict(settings.watch_intervals).get(backend, settings.watch_interval)
 
 
 def env_name(field_name: str) -> str:

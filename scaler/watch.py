@@ -1,14 +1,23 @@
-"""Shared watchers behind StreamIsActive: one reader per resource, however many streams.
+"""Shared watchers behind StreamIsActive: one reader per resource, one batch per connection.
 
-A :class:`WatchHub` keeps one :class:`_Watcher` per (backend, connection identity, resource).
-The watcher reads the resource every ``interval`` seconds through the engine (fresh reads that
-also refresh the coalescing cache, so polls in between are served from it) and hands each result,
-a :class:`~scaler.backends.base.Measurement` or the :class:`~scaler.errors.ScalerError` it raised,
-to every subscriber. Subscribers keep only the latest item: a slow stream skips stale
-measurements instead of queueing them. A watcher stops when its last subscriber leaves.
+A :class:`WatchHub` keeps one :class:`_Watcher` per (backend, connection identity, resource),
+however many streams subscribe to it, and groups the watchers of one connection under a
+:class:`_Batch`: every ``interval`` the batch reads all of its resources through
+:meth:`Engine.measure_batch` in as few broker requests as the backend allows (one script call
+for every watched Redis list, one ListOffsets per Kafka leader, one management call per RabbitMQ
+vhost), and hands each result, a :class:`~scaler.backends.base.Measurement` or the
+:class:`~scaler.errors.ScalerError` it raised, to every subscriber of that resource. The reads
+also refresh the coalescing cache, so polls in between are served from it.
 
-Activity is not decided here: each subscriber applies its own trigger's thresholds, so streams
-with different activation values share one watcher.
+Broker load is bounded per connection, not per stream: a batch never starts sooner than
+``interval`` after the previous one, nor sooner than its cost (broker requests) divided by
+``max_requests`` per second. A new watcher wakes its batch at once, so a new stream gets the
+current state without waiting for the interval.
+
+Subscribers keep only the latest item: a slow stream skips stale measurements instead of
+queueing them. Activity is not decided here: each subscriber applies its own trigger's
+thresholds, so streams with different activation values share one watcher. A watcher stops when
+its last subscriber leaves, and a batch when its last watcher does.
 """
 
 from __future__ import annotations
@@ -60,20 +69,33 @@ class Subscription:
 
 
 class _Watcher:
-    def __init__(self, trigger: Trigger) -> None:
+    """The subscribers of one resource and the last item read for it."""
+
+    def __init__(self, trigger: Trigger, batch: _Batch) -> None:
         self.trigger = trigger
+        self.batch = batch
         self.subscribers: set[Subscription] = set()
         self.latest: Item | None = None
+
+
+class _Batch:
+    """The watchers of one connection, read together by one task."""
+
+    def __init__(self) -> None:
+        self.watchers: dict[Hashable, _Watcher] = {}
+        self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
 
 class WatchHub:
-    """Watchers by resource; :meth:`subscribe` joins (or starts) the one for a trigger.
+    """Watchers by resource, batched by connection; :meth:`subscribe` joins or starts them.
 
     :param engine: reads resources (coalesced with RPC reads)
-    :param interval: seconds between reads, per backend name
+    :param interval: seconds between batches, per backend name
     :param on_count: told the number of watchers whenever it changes (metrics)
-    :param share: False gives every subscription a watcher of its own (naive mode for benchmarks)
+    :param share: False gives every subscription a watcher and a batch of its own (naive mode
+        for benchmarks: what one poller per ScaledObject costs)
+    :param max_requests: broker requests per second one connection's batches may cost
     """
 
     def __init__(
@@ -82,16 +104,24 @@ class WatchHub:
         interval: Callable[[str], float],
         on_count: Callable[[int], None] | None = None,
         share: bool = True,
+        max_requests: float = 40.0,
     ) -> None:
-        self._share = share
         self._engine = engine
         self._interval = interval
         self._on_count = on_count
+        self._share = share
+        self._max_requests = max_requests
         self._watchers: dict[Hashable, _Watcher] = {}
+        self._batches: dict[Hashable, _Batch] = {}
         self._closed = False
 
     def __len__(self) -> int:
         return len(self._watchers)
+
+    @property
+    def batches(self) -> int:
+        """Connections currently read by a batch task."""
+        return len(self._batches)
 
     def subscribers(self, trigger: Trigger) -> int:
         """How many streams share the watcher of this trigger's resource (0 if none)."""
@@ -106,13 +136,20 @@ class WatchHub:
             subscription.close()
             yield subscription
             return
-        key = _key(trigger) if self._share else (_key(trigger), id(subscription))
+        own = () if self._share else (id(subscription),)
+        key = (*_key(trigger), *own)
         watcher = self._watchers.get(key)
         if watcher is None:
-            watcher = self._watchers[key] = _Watcher(trigger)
-            watcher.task = asyncio.get_running_loop().create_task(
-                self._run(watcher), name=f"watch {trigger.backend} {trigger.resource_label()}"
-            )
+            batch_key = (trigger.backend, trigger.connection, *own)
+            batch = self._batches.get(batch_key)
+            if batch is None:
+                batch = self._batches[batch_key] = _Batch()
+                batch.task = asyncio.get_running_loop().create_task(
+                    self._run(batch), name=f"watch {trigger.backend} {trigger.resource_label()}"
+                )
+            watcher = self._watchers[key] = _Watcher(trigger, batch)
+            batch.watchers[key] = watcher
+            batch.wake.set()  # the new resource's state at once, not after the interval
             self._count()
         elif watcher.latest is not None:
             subscription.offer(watcher.latest)  # the current state at once
@@ -122,37 +159,58 @@ class WatchHub:
         finally:
             watcher.subscribers.discard(subscription)
             if not watcher.subscribers and self._watchers.get(key) is watcher:
-                del self._watchers[key]
-                self._count()
-                if watcher.task is not None:
-                    watcher.task.cancel()
+                self._remove(key, watcher)
 
-    async def _run(self, watcher: _Watcher) -> None:
-        trigger = watcher.trigger
-        interval = self._interval(trigger.backend)
-        while True:
-            item: Item
+    def _remove(self, key: Hashable, watcher: _Watcher) -> None:
+        del self._watchers[key]
+        batch = watcher.batch
+        batch.watchers.pop(key, None)
+        if not batch.watchers:
+            for batch_key, candidate in list(self._batches.items()):
+                if candidate is batch:
+                    del self._batches[batch_key]
+            if batch.task is not None:
+                batch.task.cancel()
+        self._count()
+
+    async def _run(self, batch: _Batch) -> None:
+        loop = asyncio.get_running_loop()
+        while batch.watchers:
+            batch.wake.clear()
+            watchers = list(batch.watchers.values())
+            trigger = watchers[0].trigger
+            started = loop.time()
             try:
-                item = await self._engine.measure(trigger, fresh=True)
-            except ScalerError as err:
-                item = err
-            except Exception as err:  # a bug must not kill the watcher of every stream on it
-                log.exception("watcher of %s failed", trigger.resource_label())
-                item = ScalerError(f"internal error while reading: {type(err).__name__}")
-            watcher.latest = item
-            for subscription in tuple(watcher.subscribers):
-                subscription.offer(item)
-            await asyncio.sleep(interval)
+                results, cost = await self._engine.measure_batch([w.trigger for w in watchers])
+            except Exception as err:  # a bug must not stop every stream of the connection
+                log.exception("watcher batch of %s failed", trigger.resource_label())
+                failure = ScalerError(f"internal error while reading: {type(err).__name__}")
+                results, cost = {w.trigger.resource: failure for w in watchers}, len(watchers)
+            for watcher in watchers:
+                item = results[watcher.trigger.resource]
+                watcher.latest = item
+                for subscription in tuple(watcher.subscribers):
+                    subscription.offer(item)
+            # the request budget holds unconditionally; the rest of the interval is skipped
+            # when a new watcher joins, so a new stream gets its state at once
+            budget_end = started + cost / self._max_requests
+            await asyncio.sleep(max(budget_end - loop.time(), 0.0))
+            remaining = started + self._interval(trigger.backend) - loop.time()
+            if remaining > 0 and not batch.wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(batch.wake.wait(), remaining)
 
     async def aclose(self) -> None:
-        """End every subscription (streams then finish with status OK) and stop every watcher."""
+        """End every subscription (streams then finish with status OK) and stop every batch."""
         self._closed = True
         watchers = list(self._watchers.values())
+        batches = list(self._batches.values())
         self._watchers.clear()
-        tasks = [w.task for w in watchers if w.task is not None]
+        self._batches.clear()
         for watcher in watchers:
             for subscription in watcher.subscribers:
                 subscription.close()
+        tasks = [b.task for b in batches if b.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -163,5 +221,5 @@ class WatchHub:
             self._on_count(len(self._watchers))
 
 
-def _key(trigger: Trigger) -> Hashable:
+def _key(trigger: Trigger) -> tuple[Hashable, ...]:
     return (trigger.backend, trigger.connection, trigger.resource)

@@ -157,9 +157,28 @@ async def test_shutdown_lets_in_flight_rpcs_finish(serve, fake_backend) -> None:
 
 async def test_naive_mode_gives_each_stream_its_own_watcher(serve, fake_backend) -> None:
     running = await serve(naive=True)
-    streams = [StreamReader(running.stub.StreamIsActive(ref(META, name=f"so-{i}"))) for i in range(3)]
+    streams = [
+        StreamReader(running.stub.StreamIsActive(ref(META, name=f"so-{i}"))) for i in range(3)
+    ]
     for stream in streams:
         assert await stream.next() is False
     assert len(running.app.hub) == 3
+    for stream in streams:
+        stream.cancel()
+
+
+async def test_watch_budget_bounds_broker_requests_per_connection(serve, fake_backend) -> None:
+    # the fake reads one request per resource: 20 resources at 100 requests/s -> 5 batches/s
+    running = await serve(watch_interval=0.01, watch_max_requests=100.0)
+    streams = [
+        StreamReader(running.stub.StreamIsActive(ref({**META, "name": f"q{i}"}))) for i in range(20)
+    ]
+    for stream in streams:
+        assert await stream.next() is False
+    before = sum(fake_backend.reads.values())
+    await asyncio.sleep(1.0)
+    requests = sum(fake_backend.reads.values()) - before
+    assert requests <= 100 + 20, requests  # the budget, plus one batch of slack
+    assert running.app.hub.batches == 1
     for stream in streams:
         stream.cancel()

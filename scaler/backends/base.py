@@ -13,9 +13,9 @@ library.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _NOT_METRIC_CHARS = re.compile(r"[^a-z0-9-]")
 
@@ -89,6 +89,24 @@ class BackendClient(Protocol):
 
     async def aclose(self) -> None:
         """Release the connection; idempotent."""
+
+
+BatchResult = tuple[dict[Hashable, "Measurement | BaseException"], int]
+
+
+@runtime_checkable
+class BatchClient(Protocol):
+    """A client that reads many resources of its connection at once (watchers use it).
+
+    Optional: the engine falls back to one :meth:`BackendClient.measure` per resource.
+    """
+
+    async def measure_many(self, resources: Sequence[Hashable]) -> BatchResult:
+        """Every resource's measurement or error, and how many broker requests that cost.
+
+        A failure that concerns one resource (a missing queue) is that resource's entry; a
+        failure of the connection itself is raised.
+        """
 
 
 class Backend(Protocol):

@@ -423,14 +423,47 @@ class KafkaClient:
     async def measure(self, resource: Hashable) -> Measurement:
         assert isinstance(resource, ConsumerLag)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._measure, resource)
+        results, _ = await loop.run_in_executor(self._executor, self._measure, [resource])
+        outcome = results[resource]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
-    def _measure(self, resource: ConsumerLag) -> Measurement:
+    async def measure_many(
+        self, resources: Sequence[Hashable]
+    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+        """Every watched group and topic of this connection: one request of each kind."""
+        lags = [r for r in resources if isinstance(r, ConsumerLag)]
+        loop = asyncio.get_running_loop()
+        results, requests = await loop.run_in_executor(self._executor, self._measure, lags)
+        batch: dict[Hashable, Measurement | BaseException] = {}
+        for resource, outcome in results.items():
+            batch[resource] = outcome
+        return batch, requests
+
+    def _measure(
+        self, resources: list[ConsumerLag]
+    ) -> tuple[dict[ConsumerLag, Measurement | BaseException], int]:
         try:
             admin = self._client()
-            return self._read(admin, resource)
+            try:
+                return self._read_many(admin, resources)
+            except kerr.KafkaError as err:
+                if len(resources) == 1 or _connection_error(err):
+                    raise
+            # one group's error (e.g. not authorized) must not fail the others: read apart
+            results: dict[ConsumerLag, Measurement | BaseException] = {}
+            requests = 0
+            for resource in resources:
+                try:
+                    outcome, cost = self._read_many(admin, [resource])
+                    results.update(outcome)
+                    requests += cost
+                except kerr.KafkaError as err:
+                    results[resource] = self._translate(err, resource)
+            return results, requests
         except kerr.KafkaError as err:
-            raise self._translate(err, resource) from None
+            raise self._translate(err, resources[0]) from None
         except (OSError, ssl.SSLError) as err:
             raise BackendUnavailable(f"kafka {self._connection.label}: {err}") from None
 
@@ -447,29 +480,93 @@ class KafkaClient:
                 self._admin = KafkaAdminClient(**_client_config(self._connection, self._timeout))
             return self._admin
 
-    def _read(self, admin: KafkaAdminClient, resource: ConsumerLag) -> Measurement:
-        group = resource.group
-        if resource.topic is not None:
-            partitions = self._partitions(admin, [resource.topic], resource)
-            committed = _offsets(admin.list_group_offsets({group: partitions}).get(group, {}))
-        else:
-            committed = _offsets(admin.list_group_offsets({group: None}).get(group, {}))
-            topics = sorted({tp.topic for tp in committed})
+    def _read_many(
+        self, admin: KafkaAdminClient, resources: list[ConsumerLag]
+    ) -> tuple[dict[ConsumerLag, Measurement | BaseException], int]:
+        """Offsets of every resource with one request of each kind (Metadata, OffsetFetch for
+        every group, ListOffsets per leader); returns the results and the requests sent."""
+        label = self._connection.label
+        results: dict[ConsumerLag, Measurement | BaseException] = {}
+        requests = 0
+        partitions_of: dict[str, list[TopicPartition]] = {}
+        missing: set[str] = set()
+        named = sorted({r.topic for r in resources if r.topic})
+        if named:
+            partitions_of, missing = self._describe(admin, named)
+            requests += 1
+        specs: dict[str, set[TopicPartition] | None] = {}
+        for r in resources:
+            if r.topic in missing:
+                results[r] = TargetNotFound(f"kafka {label}: topic {r.topic!r} does not exist")
+            elif r.topic is None:
+                specs[r.group] = None
+            elif (spec := specs.setdefault(r.group, set())) is not None:
+                spec.update(partitions_of[r.topic])
+        committed: dict[str, dict[TopicPartition, int]] = {}
+        if specs:
+            fetched = admin.list_group_offsets(
+                {g: sorted(p) if p is not None else None for g, p in specs.items()}
+            )
+            requests += 1
+            committed = {g: _offsets(fetched.get(g, {})) for g in specs}
+        topicless = [r for r in resources if r.topic is None]
+        unknown = sorted(
+            {tp.topic for r in topicless for tp in committed[r.group]} - set(partitions_of)
+        )
+        if unknown:
+            more, gone = self._describe(admin, unknown)  # a deleted topic keeps old commits
+            partitions_of.update(more)
+            missing |= gone
+            requests += 1
+        wanted: dict[ConsumerLag, list[TopicPartition]] = {}
+        for r in resources:
+            if r in results:
+                continue
+            if r.topic is not None:
+                wanted[r] = partitions_of[r.topic]
+                continue
+            topics = sorted({tp.topic for tp in committed[r.group]} - missing)
             if not topics:
-                raise TargetNotFound(
-                    f"kafka {self._connection.label}: consumer group {group!r} has no committed "
-                    "offsets, so its topics are unknown; set topic to scale it from zero"
+                results[r] = TargetNotFound(
+                    f"kafka {label}: consumer group {r.group!r} has no committed offsets, so its "
+                    "topics are unknown; set topic to scale it from zero"
                 )
-            partitions = self._partitions(admin, topics, resource)
-        ends = _offsets(admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions}))
+                continue
+            wanted[r] = [tp for t in topics for tp in partitions_of[t]]
+        every = sorted({tp for parts in wanted.values() for tp in parts})
+        ends: dict[TopicPartition, int] = {}
+        if every:
+            ends = _offsets(admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in every}))
+            requests += 2  # kafka-python looks the leaders up (Metadata) before ListOffsets
         starts: dict[TopicPartition, int] = {}
-        uncommitted = [tp for tp in partitions if committed.get(tp, -1) < 0]
-        if resource.with_log_start and uncommitted:
+        uncommitted = sorted(
+            {
+                tp
+                for r, parts in wanted.items()
+                if r.with_log_start
+                for tp in parts
+                if committed[r.group].get(tp, -1) < 0
+            }
+        )
+        if uncommitted:
             starts = _offsets(
                 admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in uncommitted})
             )
+            requests += 2
+        for r, parts in wanted.items():
+            results[r] = self._measurement(r.group, parts, committed[r.group], ends, starts)
+        return results, requests
+
+    def _measurement(
+        self,
+        group: str,
+        partitions: list[TopicPartition],
+        committed: Mapping[TopicPartition, int],
+        ends: Mapping[TopicPartition, int],
+        starts: Mapping[TopicPartition, int],
+    ) -> Measurement:
         now = time.monotonic()
-        items = []
+        items: list[dict[str, float | str]] = []
         total = 0
         for tp in partitions:
             offset = committed.get(tp, -1)
@@ -490,23 +587,24 @@ class KafkaClient:
             total += max(end - offset, 0) if offset >= 0 else 0
         return Measurement(float(total), {"partitions": len(items)}, tuple(items))
 
-    def _partitions(
-        self, admin: KafkaAdminClient, topics: Sequence[str], resource: ConsumerLag
-    ) -> list[TopicPartition]:
+    def _describe(
+        self, admin: KafkaAdminClient, topics: Sequence[str]
+    ) -> tuple[dict[str, list[TopicPartition]], set[str]]:
+        """Partitions of each topic, and the topics that do not exist."""
         described: list[dict[str, Any]] = admin.describe_topics(list(topics))
-        partitions: list[TopicPartition] = []
+        partitions: dict[str, list[TopicPartition]] = {}
+        missing: set[str] = set()
         for topic in described:
             name = str(topic["name"])
             if topic["error_code"] == _UNKNOWN_TOPIC:
-                raise TargetNotFound(
-                    f"kafka {self._connection.label}: topic {name!r} does not exist"
-                )
-            if topic["error_code"]:
+                missing.add(name)
+            elif topic["error_code"]:
                 raise kerr.for_code(topic["error_code"])(f"describing topic {name!r}")
-            partitions.extend(
-                TopicPartition(name, p["partition_index"]) for p in topic["partitions"]
-            )
-        return sorted(partitions)
+            else:
+                partitions[name] = sorted(
+                    TopicPartition(name, p["partition_index"]) for p in topic["partitions"]
+                )
+        return partitions, missing
 
     def _translate(self, err: kerr.KafkaError, resource: ConsumerLag) -> BackendError:
         where = f"kafka {self._connection.label} group {resource.group!r}"
@@ -614,6 +712,10 @@ def _receive(sock: socket.socket, size: int) -> bytes:
             raise ConnectionError("connection closed by the broker")
         data += chunk
     return data
+
+
+def _connection_error(err: kerr.KafkaError) -> bool:
+    return isinstance(err, kerr.RetriableError | kerr.BrokerNotAvailableError)
 
 
 def _offsets(result: Mapping[Any, Any]) -> dict[TopicPartition, int]:

@@ -78,6 +78,9 @@ CONNECTION_KEYS: Final = frozenset(
     {"host", "username", "password", "tls", "unsafeSsl", "ca", "cert", "key", "keyPassword"}
 )
 
+#: queues per management call in a watcher batch (the API's largest page is 500)
+_BATCH_PAGE: Final = 200
+
 QUEUE_LENGTH: Final = "QueueLength"
 MESSAGE_RATE: Final = "MessageRate"
 DELIVER_GET_RATE: Final = "DeliverGetRate"
@@ -709,16 +712,64 @@ class HttpClient:
                 f"/api/queues/{vhost}/{quote(resource.name, safe='')}", None, where
             )
             items = (_queue_facts(body, where),)
-        totals: dict[str, float | str] = {"protocol": "http", "queues": float(len(items))}
-        for key in (
-            "messages",
-            "messages_ready",
-            "messages_unacknowledged",
-            "publish_rate",
-            "deliver_get_rate",
-        ):
-            totals[key] = sum(_fact(item, key) for item in items)
-        return Measurement(_fact(totals, "messages"), totals, items)
+        return _totals(items)
+
+    async def measure_many(
+        self, resources: Sequence[Hashable]
+    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+        """Watched queues of one vhost in one management call (an exact-name regex), so a
+        watcher batch costs one request per vhost; regex triggers are read one by one."""
+        results: dict[Hashable, Measurement | BaseException] = {}
+        requests = 0
+        by_vhost: dict[str, list[RabbitQueue]] = {}
+        for resource in resources:
+            assert isinstance(resource, RabbitQueue)
+            if resource.use_regex:
+                requests += 1
+                try:
+                    results[resource] = await self.measure(resource)
+                except (BackendError, MetadataError) as err:
+                    results[resource] = err
+            else:
+                by_vhost.setdefault(resource.vhost, []).append(resource)
+        for vhost, queues in by_vhost.items():
+            for start in range(0, len(queues), _BATCH_PAGE):
+                chunk = queues[start : start + _BATCH_PAGE]
+                requests += 1
+                try:
+                    found = await self._queues_named(vhost, [q.name for q in chunk])
+                except TargetNotFound as err:  # the vhost itself is missing
+                    results.update(dict.fromkeys(chunk, err))
+                    continue
+                for queue in chunk:
+                    where = f"{self._connection.where} vhost {vhost!r} queue {queue.name!r}"
+                    body = found.get(queue.name)
+                    if body is None:
+                        results[queue] = TargetNotFound(f"{where}: not found")
+                        continue
+                    try:
+                        item = _queue_facts(body, where)
+                    except BackendError as err:
+                        results[queue] = err
+                        continue
+                    results[queue] = _totals((item,))
+        return results, requests
+
+    async def _queues_named(self, vhost: str, names: list[str]) -> dict[str, Any]:
+        where = f"{self._connection.where} vhost {vhost!r}"
+        body = await self._get(
+            f"/api/queues/{quote(vhost, safe='')}",
+            {
+                "page": "1",
+                "page_size": str(_BATCH_PAGE),
+                "use_regex": "true",
+                "name": "^(" + "|".join(re.escape(n) for n in names) + ")$",
+            },
+            where,
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise BackendError(f"{where}: unexpected answer (no items list)")
+        return {str(q.get("name")): q for q in body["items"] if isinstance(q, dict)}
 
     async def _get(self, path: str, params: dict[str, str] | None, where: str) -> Any:
         try:
@@ -759,6 +810,19 @@ class HttpClient:
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
+
+
+def _totals(items: tuple[Mapping[str, float | str], ...]) -> Measurement:
+    totals: dict[str, float | str] = {"protocol": "http", "queues": float(len(items))}
+    for key in (
+        "messages",
+        "messages_ready",
+        "messages_unacknowledged",
+        "publish_rate",
+        "deliver_get_rate",
+    ):
+        totals[key] = sum(_fact(item, key) for item in items)
+    return Measurement(_fact(totals, "messages"), totals, items)
 
 
 def _http_reason(response: httpx.Response) -> str:

@@ -14,7 +14,7 @@ This is the only module that imports redis-py.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -70,6 +70,23 @@ if t == 'hash' then return {t, redis.call('HLEN', KEYS[1])} end
 return {t, -1}
 """
 _LENGTH_SHA: Final = hashlib.sha1(_LENGTH_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+# The same for every key it is given, in one command: a watcher batch costs Redis one call
+# however many lists are watched on the connection.
+_LENGTHS_SCRIPT: Final = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = redis.call('TYPE', key)['ok']
+  local n = -1
+  if t == 'list' or t == 'none' then n = redis.call('LLEN', key)
+  elseif t == 'set' then n = redis.call('SCARD', key)
+  elseif t == 'zset' then n = redis.call('ZCARD', key)
+  elseif t == 'hash' then n = redis.call('HLEN', key) end
+  out[2 * i - 1] = t
+  out[2 * i] = n
+end
+return out
+"""
+_LENGTHS_SHA: Final = hashlib.sha1(_LENGTHS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,25 +223,45 @@ class RedisClient:
 
     async def measure(self, resource: Hashable) -> Measurement:
         assert isinstance(resource, RedisList)
+        reply = await self._eval(_LENGTH_SHA, _LENGTH_SCRIPT, [resource.key])
+        outcome = self._length(resource.key, reply[0], reply[1])
+        if isinstance(outcome, UnsupportedResource):
+            raise outcome
+        return outcome
+
+    async def measure_many(
+        self, resources: Sequence[Hashable]
+    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+        """Every watched key of this connection in one script call (watchers' batches)."""
+        keys = []
+        for resource in resources:
+            assert isinstance(resource, RedisList)
+            keys.append(resource.key)
+        reply = await self._eval(_LENGTHS_SHA, _LENGTHS_SCRIPT, keys)
+        results: dict[Hashable, Measurement | BaseException] = {}
+        for index, resource in enumerate(resources):
+            results[resource] = self._length(keys[index], reply[2 * index], reply[2 * index + 1])
+        return results, 1
+
+    def _length(
+        self, key: str, key_type: bytes | int, length: bytes | int
+    ) -> Measurement | UnsupportedResource:
+        kind = _decode(key_type)
+        if int(length) < 0:
+            return UnsupportedResource(
+                f"{self._where}: key {key!r} is a {kind}, not a list, set, sorted set or hash"
+            )
+        return Measurement(float(int(length)), {"type": kind})
+
+    async def _eval(self, sha: str, script: str, keys: Sequence[str]) -> list[bytes | int]:
         try:
-            reply = await self._eval(resource.key)
+            try:
+                reply = await self._redis.evalsha(sha, len(keys), *keys)
+            except rexc.NoScriptError:
+                # first use on this server (or after a restart): EVAL also caches the script
+                reply = await self._redis.eval(script, len(keys), *keys)
         except rexc.RedisError as err:
             raise self._translate(err) from None
-        key_type = _decode(reply[0])
-        length = int(reply[1])
-        if length < 0:
-            raise UnsupportedResource(
-                f"{self._where}: key {resource.key!r} is a {key_type}, "
-                "not a list, set, sorted set or hash"
-            )
-        return Measurement(float(length), {"type": key_type})
-
-    async def _eval(self, key: str) -> list[bytes | int]:
-        try:
-            reply = await self._redis.evalsha(_LENGTH_SHA, 1, key)
-        except rexc.NoScriptError:
-            # first use on this server (or after a restart): EVAL also caches the script
-            reply = await self._redis.eval(_LENGTH_SCRIPT, 1, key)
         return list(reply)
 
     def _translate(self, err: rexc.RedisError) -> BackendError:
