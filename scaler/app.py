@@ -206,7 +206,9 @@ class ScalerApp:
         self._httpd = _start_metrics_server(s.bind_address, s.metrics_port, self.registry)
         self.metrics_port = self._httpd.server_port
         server = grpc.aio.server(options=_GRPC_OPTIONS)
-        servicer = ExternalScalerServicer(self.engine, self.hub, self.metrics, self.shutdown)
+        servicer = ExternalScalerServicer(
+            self.engine, self.hub, self.metrics, self.shutdown, s.max_streams
+        )
         pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(

@@ -5,6 +5,7 @@
     ScalerError                      base; str(err) is safe to show a user (never a secret)
     ├── SettingsError                the process configuration is wrong; startup fails fast
     ├── MetadataError                a ScaledObject's scalerMetadata is wrong; lists every problem
+    ├── Overloaded                   a limit of this scaler is reached (open streams)
     └── BackendError                 the broker could not answer the question
         ├── BackendUnavailable       cannot connect, connection lost, broker down
         ├── BackendTimeout           the broker did not answer within the time allowed
@@ -36,6 +37,10 @@ class MetadataError(ScalerError):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__("invalid scalerMetadata: " + "; ".join(self.problems))
+
+
+class Overloaded(ScalerError):
+    """A configured limit of this process is reached; the caller should retry later."""
 
 
 class BackendError(ScalerError):

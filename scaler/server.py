@@ -41,6 +41,7 @@ from scaler.errors import (
     BackendPermissionDenied,
     BackendTimeout,
     MetadataError,
+    Overloaded,
     ScalerError,
     TargetNotFound,
     UnsupportedResource,
@@ -65,6 +66,7 @@ _STATUS: Final[tuple[tuple[type[ScalerError], grpc.StatusCode], ...]] = (
     (BackendAuthError, grpc.StatusCode.UNAUTHENTICATED),
     (BackendPermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (UnsupportedResource, grpc.StatusCode.FAILED_PRECONDITION),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 
@@ -83,11 +85,19 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     :param hub: shared watchers for StreamIsActive
     :param metrics: RPC, stream and push metrics
     :param shutdown: set when the service stops; open streams then end with status OK
+    :param max_streams: open streams (both kinds) beyond which a new one is RESOURCE_EXHAUSTED
     """
 
     def __init__(
-        self, engine: Engine, hub: WatchHub, metrics: ScalerMetrics, shutdown: asyncio.Event
+        self,
+        engine: Engine,
+        hub: WatchHub,
+        metrics: ScalerMetrics,
+        shutdown: asyncio.Event,
+        max_streams: int = 10_000,
     ) -> None:
+        self._max_streams = max_streams
+        self.open_streams = 0
         self._engine = engine
         self._hub = hub
         self._metrics = metrics
@@ -235,9 +245,16 @@ class _StreamScope:
         self._code = grpc.StatusCode.OK
 
     async def __aenter__(self) -> Trigger:
-        self._servicer._metrics.stream_opened(self._method)
+        servicer = self._servicer
+        servicer._metrics.stream_opened(self._method)
+        servicer.open_streams += 1
         try:
-            return self._servicer._engine.trigger(self._ref.scalerMetadata)
+            if servicer.open_streams > servicer._max_streams:
+                raise Overloaded(
+                    f"{servicer._max_streams} streams are open, the most this scaler accepts "
+                    "(--max-streams); KEDA will retry"
+                )
+            return servicer._engine.trigger(self._ref.scalerMetadata)
         except ScalerError as err:
             await self.__aexit__(type(err), err, None)
             raise
@@ -266,6 +283,7 @@ class _StreamScope:
         finally:
             if not getattr(self, "_done", False):
                 self._done = True
+                servicer.open_streams -= 1
                 servicer._metrics.stream_closed(self._method)
                 servicer._observe(self._method, self._ref, self._code, self._start)
 

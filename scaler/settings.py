@@ -141,6 +141,9 @@ class Settings:
     require_profiles: bool = _setting(
         False, _boolean, "refuse metadata that does not name a connection profile"
     )
+    max_streams: int = _setting(
+        10_000, _count, "open streams beyond which a new one is refused (RESOURCE_EXHAUSTED)"
+    )
     naive: bool = _setting(
         False,
         _boolean,

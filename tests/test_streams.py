@@ -182,3 +182,23 @@ async def test_watch_budget_bounds_broker_requests_per_connection(serve, fake_ba
     assert running.app.hub.batches == 1
     for stream in streams:
         stream.cancel()
+
+
+async def test_streams_beyond_the_cap_are_resource_exhausted(serve) -> None:
+    running = await serve(max_streams=2)
+    first = StreamReader(running.stub.StreamIsActive(ref(META)))
+    second = StreamReader(running.stub.StreamIsActive(ref(META, name="two")))
+    assert await first.next() is False
+    assert await second.next() is False
+    third = StreamReader(running.stub.StreamIsActive(ref(META, name="three")))
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await third.status()
+    assert await third.call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--max-streams" in (await third.call.details())
+    first.cancel()
+    await _until(lambda: running.app.hub.subscribers(running.app.engine.trigger(META)) == 1)
+    await asyncio.sleep(0.05)
+    fourth = StreamReader(running.stub.StreamIsActive(ref(META, name="four")))
+    assert await fourth.next() is False
+    second.cancel()
+    fourth.cancel()
