@@ -92,6 +92,17 @@ def non_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or greater"
 
 
+_HOST = re.compile(r"[A-Za-z0-9._%-]+|\[[0-9A-Fa-f:.%]+\]|[0-9A-Fa-f:]+")
+
+
+def host_port(value: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port``) as (host, port), or None if it is anything else."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not _HOST.fullmatch(host):
+        return None
+    return host.strip("[]"), int(port)
+
+
 def mask_uri(value: str) -> str:
     """Hide the password of a ``scheme://user:password@host`` value."""
     try:

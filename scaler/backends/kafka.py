@@ -65,10 +65,12 @@ from scaler.errors import (
 from scaler.metadata import (
     MetadataReader,
     boolean,
+    host_port,
     integer,
     non_negative,
     number,
     positive,
+    quote,
     text,
 )
 
@@ -238,13 +240,13 @@ def _partition_set(reader: MetadataReader, raw: str) -> frozenset[int] | None:
         match = _PARTITION_RANGE.match(part)
         if match is None:
             reader.problem(
-                f"partitionLimitation: {part.strip()!r} is not a partition or a range a-b"
+                f"partitionLimitation: {quote(part.strip())} is not a partition or a range a-b"
             )
             return None
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) else low
         if high < low:
-            reader.problem(f"partitionLimitation: range {part.strip()!r} is empty")
+            reader.problem(f"partitionLimitation: range {quote(part.strip())} is empty")
             return None
         partitions.update(range(low, high + 1))
     return frozenset(partitions)
@@ -253,9 +255,8 @@ def _partition_set(reader: MetadataReader, raw: str) -> frozenset[int] | None:
 def _servers(reader: MetadataReader, raw: str) -> tuple[str, ...]:
     servers = tuple(s.strip() for s in raw.split(",") if s.strip())
     for server in servers:
-        host, sep, port = server.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            reader.problem(f"bootstrapServers: {server!r} is not host:port")
+        if host_port(server) is None:
+            reader.problem(f"bootstrapServers: {quote(server)} is not host:port")
     return servers
 
 
@@ -311,7 +312,7 @@ def parse_metadata(raw: Mapping[str, str]) -> KafkaTrigger:
     for pair in filter(None, (p.strip() for p in extensions_raw.split(","))):
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            r.problem(f"oauthExtensions: {pair!r} is not key=value")
+            r.problem("oauthExtensions: an entry is not key=value")
         extensions.append((name.strip(), value.strip()))
 
     tls = r.get("tls", text, default="disable", choices=("enable", "disable")) == "enable"

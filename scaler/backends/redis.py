@@ -35,9 +35,11 @@ from scaler.errors import (
 from scaler.metadata import (
     MetadataReader,
     boolean,
+    host_port,
     integer,
     non_negative,
     positive,
+    quote,
     text,
 )
 
@@ -142,12 +144,10 @@ class RedisTrigger:
 def _split_address(reader: MetadataReader, key: str, value: str) -> tuple[str, int] | None:
     # `address` may be a comma list (KEDA's `addresses` alias); standalone Redis uses the first.
     first = value.split(",")[0].strip()
-    host, sep, port = first.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        reader.problem(f"{key}: {first!r} is not host:port")
-        return None
-    return host, int(port)
+    address = host_port(first)
+    if address is None:
+        reader.problem(f"{key}: {quote(first)} is not host:port")
+    return address
 
 
 def parse_metadata(raw: Mapping[str, str]) -> RedisTrigger:
@@ -161,7 +161,9 @@ def parse_metadata(raw: Mapping[str, str]) -> RedisTrigger:
         host = r.get("host", text, aliases=("hosts",))
         port = r.get("port", integer, aliases=("ports",), check=_valid_port)
         if host is not None and port is not None:
-            address = (host.split(",")[0].strip(), port)
+            first = host.split(",")[0].strip()
+            shown = f"[{first}]" if ":" in first and not first.startswith("[") else first
+            address = _split_address(r, "host", f"{shown}:{port}")
     else:
         r.problem("missing required parameter address (or host and port)")
 

@@ -1,0 +1,303 @@
+"""Property-based fuzzing of scalerMetadata: a hostile or broken map costs one clear error.
+
+Parsing (every backend, 10,000+ examples in CI): the engine returns a trigger or raises
+MetadataError, never anything else; a parsed trigger has a usable name and a positive target,
+evaluates a measurement without crashing, and never shows a password in its repr. Over gRPC
+(fewer examples; brokers are loopback ports where nothing listens): only the documented status
+codes come back, never INTERNAL or UNKNOWN, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler.backends import build_backends
+from scaler.backends.base import Measurement
+from scaler.cache import Coalescer
+from scaler.engine import Engine
+from scaler.errors import MetadataError
+from scaler.pool import BackendPool
+from tests.conftest import ref
+
+SECRET = "fuzz-secret-Zq9"
+# loopback ports where nothing listens: a parsed trigger can only fail to connect
+CLOSED = ["127.0.0.1:1", "127.0.0.1:9", "[::1]:1", "localhost:1"]
+
+KEYS = {
+    "redis": [
+        "address",
+        "addresses",
+        "host",
+        "hosts",
+        "port",
+        "ports",
+        "username",
+        "password",
+        "databaseIndex",
+        "enableTLS",
+        "tls",
+        "unsafeSsl",
+        "listName",
+        "listLength",
+        "activationListLength",
+    ],
+    "kafka": [
+        "bootstrapServers",
+        "consumerGroup",
+        "topic",
+        "lagThreshold",
+        "activationLagThreshold",
+        "offsetResetPolicy",
+        "allowIdleConsumers",
+        "excludePersistentLag",
+        "scaleToZeroOnInvalidOffset",
+        "limitToPartitionsWithLag",
+        "ensureEvenDistributionOfPartitions",
+        "partitionLimitation",
+        "sasl",
+        "username",
+        "password",
+        "tls",
+        "unsafeSsl",
+        "ca",
+        "cert",
+        "key",
+        "keyPassword",
+        "persistentLagSeconds",
+        "oauthTokenEndpointUri",
+        "scopes",
+        "oauthExtensions",
+    ],
+    "rabbitmq": [
+        "host",
+        "protocol",
+        "queueName",
+        "mode",
+        "value",
+        "activationValue",
+        "queueLength",
+        "vhostName",
+        "useRegex",
+        "operation",
+        "pageSize",
+        "excludeUnacknowledged",
+        "timeout",
+        "username",
+        "password",
+        "unsafeSsl",
+        "tls",
+        "ca",
+        "cert",
+        "key",
+        "keyPassword",
+    ],
+}
+CHOICES = [
+    "",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "5",
+    "2.5",
+    "1e308",
+    "-0",
+    "nan",
+    "inf",
+    "true",
+    "false",
+    "TRUE",
+    "yes",
+    "enable",
+    "disable",
+    "latest",
+    "earliest",
+    "none",
+    "plaintext",
+    "scram_sha512",
+    "gssapi",
+    "oauthbearer",
+    "QueueLength",
+    "MessageRate",
+    "DeliverGetRate",
+    "PublishedToDeliveredRatio",
+    "ExpectedQueueConsumptionTime",
+    "sum",
+    "max",
+    "avg",
+    "amqp",
+    "http",
+    "auto",
+    "1,2,10-20",
+    "3-1",
+    "x" * 300,
+    "ünïcödé-ключ",
+    "a\x00b",
+    "%2F",
+    "/",
+    "30s",
+    "1500",
+    "-----BEGIN CERTIFICATE-----",
+    *CLOSED,
+    f"amqp://user:{SECRET}@127.0.0.1:1/%2F",
+    f"http://user:{SECRET}@127.0.0.1:1/vh",
+    f"https://user:{SECRET}@127.0.0.1:1",
+    f"redis://:{SECRET}@127.0.0.1:1",
+    "ftp://x",
+    "://",
+]
+values = st.one_of(st.sampled_from(CHOICES), st.text(max_size=40))
+
+
+@st.composite
+def metadata(draw: st.DrawFn, backend: str | None = None) -> dict[str, str]:
+    name = backend or draw(st.sampled_from([*KEYS, "nats", ""]))
+    keys = KEYS.get(name, [])
+    chosen = draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys))) if keys else []
+    meta = {k + draw(st.sampled_from(["", "", "FromEnv"])): draw(values) for k in chosen}
+    meta.update(draw(st.dictionaries(st.text(max_size=12), values, max_size=3)))
+    if draw(st.booleans()):
+        meta["password"] = SECRET
+    if name:
+        meta["backend"] = name
+    return meta
+
+
+def make_engine() -> Engine:
+    backends = build_backends(timeout=0.3)
+    return Engine(backends, BackendPool(backends), Coalescer[Measurement](0.0), 0.3)
+
+
+ENGINE = make_engine()
+MEASUREMENTS = [
+    Measurement(0.0),
+    Measurement(7.0, {"type": "list"}),
+    Measurement(
+        3.0,
+        {},
+        (
+            {
+                "topic": "t",
+                "partition": 0,
+                "committed": -1,
+                "log_end": 9,
+                "log_start": 2,
+                "unchanged_for": 100.0,
+            },
+        ),
+    ),
+    Measurement(
+        4.0,
+        {
+            "messages": 4.0,
+            "messages_ready": 3.0,
+            "messages_unacknowledged": 1.0,
+            "publish_rate": 0.5,
+            "deliver_get_rate": 0.0,
+        },
+        (
+            {
+                "messages": 4.0,
+                "messages_ready": 3.0,
+                "messages_unacknowledged": 1.0,
+                "publish_rate": 0.5,
+                "deliver_get_rate": 0.0,
+            },
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", [*KEYS, None])
+@settings(max_examples=2_600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_parsing_returns_a_trigger_or_one_metadata_error(
+    backend: str | None, data: st.DataObject
+) -> None:
+    meta = data.draw(metadata(backend))
+    try:
+        trigger = ENGINE.trigger(meta)
+    except MetadataError as err:
+        error: MetadataError | None = err
+    else:
+        error = None
+    if error is not None:
+        assert error.problems
+        assert SECRET not in str(error)
+        return
+    assert trigger.metric_name()
+    assert math.isfinite(trigger.target)
+    assert trigger.target > 0
+    assert SECRET not in repr(trigger)
+    assert SECRET not in trigger.resource_label()
+    for measurement in MEASUREMENTS:
+        try:
+            evaluation = trigger.evaluate(measurement)
+        except MetadataError:
+            continue  # e.g. a partitionLimitation that leaves no partition
+        except (KeyError, ValueError, TypeError):
+            continue  # a measurement of another backend's shape: not a real combination
+        assert math.isfinite(evaluation.value)
+
+
+ALLOWED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+async def test_fuzzed_metadata_over_grpc_gets_documented_statuses_only(serve) -> None:
+    running = await serve(backend_timeout=0.3, cache_ttl=0.0)
+    rng = random.Random(20261127)  # reproducible; the parsing test above explores widely
+    samples = []
+    for _ in range(150):
+        backend = rng.choice([*KEYS, "nats"])
+        keys = KEYS.get(backend, [])
+        sample = {k: rng.choice(CHOICES) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+        sample["backend"] = backend
+        if rng.random() < 0.5:
+            sample["password"] = SECRET
+        samples.append(sample)
+    codes: set[grpc.StatusCode] = set()
+    for meta in samples:
+        # only loopback brokers where nothing listens: never reach out to a generated host
+        for key in ("address", "addresses", "host", "hosts", "bootstrapServers"):
+            for name in (key, key + "FromEnv"):
+                if name in meta:
+                    meta[name] = CLOSED[len(meta[name]) % len(CLOSED)]
+        if meta.get("backend") == "rabbitmq" and "host" in meta:
+            meta["host"] = "amqp://127.0.0.1:1/%2F"
+        for call in (
+            running.stub.GetMetricSpec(ref(meta)),
+            running.stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(meta), metricName="")),
+            running.stub.IsActive(ref(meta)),
+        ):
+            try:
+                await call
+            except grpc.aio.AioRpcError as err:
+                code, details = err.code(), err.details() or ""
+            else:
+                code, details = grpc.StatusCode.OK, ""
+            codes.add(code)
+            assert code in ALLOWED, (meta, details)
+            assert SECRET not in details
+    assert grpc.StatusCode.INVALID_ARGUMENT in codes
+    assert (
+        running.sample(
+            "keda_queue_scaler_backend_errors_total", {"backend": "redis", "reason": "bug"}
+        )
+        == 0
+    )
