@@ -1,4 +1,4 @@
-"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE`` and ``version``."""
+"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``, ``version``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from scaler import __version__, check, logs
+from scaler import __version__, check, logs, simulate
 from scaler.app import ScalerApp, build_engine
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate the external triggers of a ScaledObject/ScaledJob manifest as KEDA would",
     )
     check.add_arguments(checker)
+    simulator = commands.add_parser(
+        "simulate",
+        help="drive a running scaler as KEDA and the HPA would; print the timeline",
+    )
+    simulate.add_arguments(simulator)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -37,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         sys.stdout.write(f"keda-queue-scaler {__version__}\n")
         return 0
+    if args.command == "simulate":
+        logs.configure("text", "WARNING")
+        return asyncio.run(simulate.run(args, environment(), sys.stdout))
     try:
         settings = Settings.load(vars(args))
     except SettingsError as err:

@@ -18,7 +18,7 @@ secret.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -160,7 +160,7 @@ class ScalerClient:
             raise _remote(err) from None
         return response.result
 
-    async def stream_is_active(self, ref: ObjectRef) -> AsyncIterator[bool]:
+    async def stream_is_active(self, ref: ObjectRef) -> AsyncGenerator[bool, None]:
         """``StreamIsActive``: every ``result`` the server sends, until it ends the stream.
 
         A stream the server ends with status OK simply stops; any other end raises
