@@ -119,6 +119,9 @@ def mask_uri(value: str) -> str:
 def quote(value: str) -> str:
     """Quote a user value for an error message: masked, bounded, on one line."""
     shown = mask_uri(value) if "://" in value else value
+    if "@" in shown and "***@" not in shown:
+        # user:password@host without a scheme: whatever precedes the last @ may be a secret
+        shown = "***@" + shown.rsplit("@", 1)[1]
     if len(shown) > _MAX_QUOTED:
         shown = shown[:_MAX_QUOTED] + "..."
     return repr(shown)

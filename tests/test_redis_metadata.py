@@ -174,3 +174,13 @@ def test_activation_is_strict(length: int, active: bool) -> None:
     trigger = parse_metadata({**BASE, "activationListLength": "2"})
     assert trigger.evaluate(Measurement(length)).active is active
     assert trigger.evaluate(Measurement(length)).value == length
+
+
+@pytest.mark.parametrize(
+    "address", ["user:pw-leak-1@h:6379", "redis://:pw-leak-1@h:6379", "https://u:pw-leak-1@h:1"]
+)
+def test_addresses_carrying_credentials_are_refused_without_quoting_them(address: str) -> None:
+    with pytest.raises(MetadataError) as err:
+        parse_metadata({**BASE, "address": address})
+    assert "is not host:port" in str(err.value)
+    assert "pw-leak-1" not in str(err.value)
