@@ -190,6 +190,8 @@ class ScalerApp:
         self.grpc_port = settings.grpc_port
         self.metrics_port = settings.metrics_port
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port = 0
         self._health = health.aio.HealthServicer()
         self._httpd: WSGIServer | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -227,6 +229,13 @@ class ScalerApp:
             self.grpc_port = server.add_insecure_port(address)
         await server.start()
         self._server = server
+        if s.health_port:
+            # kubelet gRPC probes speak plaintext only: health, and nothing else, without TLS
+            health_server = grpc.aio.server(options=_GRPC_OPTIONS)
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, health_server)
+            self.health_port = health_server.add_insecure_port(f"{host}:{s.health_port}")
+            await health_server.start()
+            self._health_server = health_server
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self._evict_idle()))
         if self._profiles_file is not None:
@@ -254,6 +263,9 @@ class ScalerApp:
         await self.hub.aclose()
         log.info("stopping the gRPC server (grace %.3gs)", self.settings.grace_period)
         await server.stop(self.settings.grace_period)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -95,7 +95,13 @@ class Settings:
         9090, _port, "gRPC port KEDA calls (scalerAddress); 0 picks a free port"
     )
     metrics_port: int = _setting(8080, _port, "Prometheus /metrics port; 0 picks a free port")
-    bind_address: str = _setting("0.0.0.0", str, "address both ports bind to")
+    health_port: int = _setting(
+        0,
+        _port,
+        "plaintext port serving only grpc.health.v1, for kubelet probes when the gRPC port "
+        "uses TLS (0: none)",
+    )
+    bind_address: str = _setting("0.0.0.0", str, "address the ports bind to")
     log_format: str = _setting("text", _log_format, "log line format: text or json")
     log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
     cache_ttl: float = _setting(

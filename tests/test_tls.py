@@ -88,3 +88,34 @@ def test_tls_settings_are_checked_together() -> None:
     with pytest.raises(SettingsError) as err:
         Settings.load({"tls_cert": "/c.pem", "tls_client_ca": "/ca.pem"}, {})
     assert "--tls-cert and --tls-key must be given together" in str(err.value)
+
+
+async def test_plaintext_health_port_beside_mtls_serves_health_only(serve, pki: Pki) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    running = await serve(
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+        tls_client_ca=str(pki.ca),
+        health_port=0,
+    )
+    assert running.app.health_port == 0  # 0 keeps it off
+    free = (
+        running.app.grpc_port + 1000
+        if running.app.grpc_port < 60000
+        else running.app.grpc_port - 1000
+    )
+    running = await serve(
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+        tls_client_ca=str(pki.ca),
+        health_port=free,
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.app.health_port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=3
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.ExternalScalerStub(channel).GetMetricSpec(ref(META), timeout=3)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # no scaler API without mTLS

@@ -1,0 +1,1 @@
+"""Static and functional checks of the deployment files: Dockerfile, compose, manifests, chart."""
