@@ -77,6 +77,14 @@ class Coalescer(Generic[V]):
             self._count("shared")
         return await asyncio.shield(task)
 
+    def fresh(self, key: Hashable) -> V | None:
+        """The value for ``key`` if one younger than the TTL is stored (counted as a hit)."""
+        cached = self._values.get(key)
+        if cached is not None and self.ttl > 0 and self._clock() - cached[0] < self.ttl:
+            self._count("hit")
+            return cached[1]
+        return None
+
     def put(self, key: Hashable, value: V) -> None:
         """Store a value read elsewhere (a watcher's batch), so lookups within the TTL reuse it."""
         if self.share:

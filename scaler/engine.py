@@ -148,6 +148,11 @@ class Engine:
         :param fresh: bypass the TTL (watchers), still joining a read already in flight
         """
         key = (trigger.backend, trigger.connection, trigger.resource)
+        if not fresh:
+            # the common case under KEDA's polling: no timer, no task, no await
+            cached = self.cache.fresh(key)
+            if cached is not None:
+                return cached
         if budget is None or budget >= self.backend_timeout:
             # the shared read times itself out (and reports it); this is only a safety net
             wait = self.backend_timeout + _SAFETY_MARGIN
