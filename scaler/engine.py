@@ -21,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from scaler.backends.base import (
@@ -70,6 +71,38 @@ class _NullObserver:
         pass
 
 
+class CacheKey:
+    """What a measurement is keyed by: (backend, connection identity, resource), hashed once.
+
+    The dataclasses inside hash field by field; a parsed trigger keeps its key, so the hot path
+    (a cache hit per KEDA call) never hashes them again.
+    """
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, trigger: Trigger) -> None:
+        self.parts = (trigger.backend, trigger.connection, trigger.resource)
+        self._hash = hash(self.parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CacheKey) and other.parts == self.parts
+
+    def __repr__(self) -> str:
+        return f"CacheKey({self.parts[0]}, {type(self.parts[2]).__name__})"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A parsed trigger with what every RPC derives from it, computed once."""
+
+    trigger: Trigger
+    key: CacheKey
+    metric_name: str
+
+
 class Engine:
     """Parses triggers and measures them through the coalescer and the pool.
 
@@ -95,7 +128,7 @@ class Engine:
         self.cache = cache
         self.backend_timeout = backend_timeout
         self._observer: Observer = observer or _NullObserver()
-        self._parsed: OrderedDict[Hashable, Trigger | MetadataError] = OrderedDict()
+        self._parsed: OrderedDict[Hashable, Parsed | MetadataError] = OrderedDict()
         self._parse_cache_size = parse_cache_size
         self.profiles: Profiles | None = None
 
@@ -106,19 +139,31 @@ class Engine:
 
     def trigger(self, metadata: Mapping[str, str]) -> Trigger:
         """Parse ``scalerMetadata``; raises :class:`MetadataError` listing every problem."""
-        _check_size(metadata)
-        key = frozenset(metadata.items())
+        return self.parse(metadata).trigger
+
+    def parse(self, metadata: Mapping[str, str], memo_key: bytes | None = None) -> Parsed:
+        """Parse ``scalerMetadata`` (memoised); raises :class:`MetadataError`.
+
+        :param memo_key: the request's deterministic serialization, if the caller has it: a
+            key made in C instead of walking the map in Python (the gRPC hot path)
+        """
+        if memo_key is None:
+            _check_size(metadata)
+            key: Hashable = frozenset(metadata.items())
+        else:
+            if len(metadata) > MAX_METADATA_KEYS or len(memo_key) > MAX_METADATA_BYTES:
+                _check_size(metadata)
+            key = memo_key
         outcome = self._parsed.get(key)
         if outcome is None:
             try:
-                outcome = self._parse(metadata)
+                trigger = self._parse(metadata)
+                outcome = Parsed(trigger, CacheKey(trigger), trigger.metric_name())
             except MetadataError as err:
                 outcome = err
             self._parsed[key] = outcome
             if len(self._parsed) > self._parse_cache_size:
                 self._parsed.popitem(last=False)
-        else:
-            self._parsed.move_to_end(key)
         if isinstance(outcome, MetadataError):
             raise MetadataError(outcome.problems)
         return outcome
@@ -139,15 +184,22 @@ class Engine:
         return backend.parse(metadata)
 
     async def measure(
-        self, trigger: Trigger, *, budget: float | None = None, fresh: bool = False
+        self,
+        trigger: Trigger,
+        *,
+        budget: float | None = None,
+        fresh: bool = False,
+        key: CacheKey | None = None,
     ) -> Measurement:
         """The trigger's resource, read at most once per coalescing window.
 
         :param budget: how long this caller waits (its own deadline); the shared read itself is
             bounded by ``backend_timeout`` so other callers are not cut short by this one
         :param fresh: bypass the TTL (watchers), still joining a read already in flight
+        :param key: the trigger's cache key, if the caller has it (see :class:`Parsed`)
         """
-        key = (trigger.backend, trigger.connection, trigger.resource)
+        if key is None:
+            key = CacheKey(trigger)
         if not fresh:
             # the common case under KEDA's polling: no timer, no task, no await
             cached = self.cache.fresh(key)
@@ -181,6 +233,7 @@ class Engine:
         first = triggers[0]
         resources = list(dict.fromkeys(t.resource for t in triggers))
         labels = {t.resource: t.resource_label() for t in triggers}
+        keys = {t.resource: CacheKey(t) for t in triggers}
         start = time.perf_counter()
         reason = "cancelled"
         try:
@@ -203,7 +256,7 @@ class Engine:
         for resource in resources:
             outcome = raw.get(resource)
             if isinstance(outcome, Measurement):
-                self.cache.put((first.backend, first.connection, resource), outcome)
+                self.cache.put(keys[resource], outcome)
                 self._observer.measured(first.backend, labels[resource], outcome.value)
                 results[resource] = outcome
             elif isinstance(outcome, ScalerError):
@@ -227,9 +280,11 @@ class Engine:
                 await self.pool.invalidate(trigger.backend, trigger.connection, client)
         raise AssertionError("unreachable")
 
-    async def evaluate(self, trigger: Trigger, *, budget: float | None = None) -> Evaluation:
+    async def evaluate(
+        self, trigger: Trigger, *, budget: float | None = None, key: CacheKey | None = None
+    ) -> Evaluation:
         """Measure and apply the trigger's options: the metric value and the activity."""
-        return trigger.evaluate(await self.measure(trigger, budget=budget))
+        return trigger.evaluate(await self.measure(trigger, budget=budget, key=key))
 
     async def _read(self, trigger: Trigger) -> Measurement:
         start = time.perf_counter()

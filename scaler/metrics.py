@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -92,12 +93,16 @@ class ScalerMetrics:
         )
         for method in ("StreamIsActive", "StreamMetricSpec"):
             self.open_streams.labels(method)
-        for result in ("hit", "miss", "shared"):
-            self.coalescing.labels(result)
+        # label children bound once: labels() takes a lock and a dict walk on every call
+        self._coalescing = {r: self.coalescing.labels(r) for r in ("hit", "miss", "shared")}
+        self._rpc: dict[tuple[str, str], Any] = {}
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
         """One RPC finished with ``code`` (a grpc.StatusCode name)."""
-        self.rpc_duration.labels(method, code).observe(seconds)
+        child = self._rpc.get((method, code))
+        if child is None:
+            child = self._rpc[(method, code)] = self.rpc_duration.labels(method, code)
+        child.observe(seconds)
 
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         """One broker read finished (engine.Observer)."""
@@ -121,7 +126,7 @@ class ScalerMetrics:
 
     def coalesced(self, result: str) -> None:
         """A measurement lookup was a hit, a miss or shared (cache.Coalescer's on_outcome)."""
-        self.coalescing.labels(result).inc()
+        self._coalescing[result].inc()
 
     def stream_opened(self, method: str) -> None:
         self.open_streams.labels(method).inc()

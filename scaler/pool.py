@@ -26,6 +26,7 @@ class BackendPool:
 
     :param backends: the registry, by backend name
     :param idle_timeout: seconds without use after which :meth:`evict_idle` closes a client
+    :param retire_after: seconds an invalidated client stays open for reads still using it
     """
 
     def __init__(
@@ -33,7 +34,10 @@ class BackendPool:
         backends: Mapping[str, Backend],
         idle_timeout: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        retire_after: float = 5.0,
     ) -> None:
+        self._retire_after = retire_after
+        self._retiring: set[BackendClient] = set()
         self._backends = backends
         self._idle_timeout = idle_timeout
         self._clock = clock
@@ -49,12 +53,29 @@ class BackendPool:
         return client
 
     async def invalidate(self, backend: str, connection: Hashable, client: BackendClient) -> None:
-        """Close ``client`` and forget it, unless another caller already replaced it."""
+        """Forget ``client`` (unless another caller already replaced it) and close it later.
+
+        Other reads may still be using it: closing it under them would turn their answers into
+        errors of ours, so it is closed after ``retire_after`` seconds (at once on shutdown).
+        """
         key = (backend, connection)
         entry = self._clients.get(key)
         if entry is not None and entry[0] is client:
             del self._clients[key]
-        await _close_quietly(client)
+        if client in self._retiring:
+            return
+        self._retiring.add(client)
+        task = asyncio.get_running_loop().create_task(self._retire(client))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _retire(self, client: BackendClient) -> None:
+        try:
+            await asyncio.sleep(self._retire_after)
+        finally:
+            if client in self._retiring:
+                self._retiring.discard(client)
+                await _close_quietly(client)
 
     async def evict_idle(self) -> int:
         """Close clients unused for ``idle_timeout`` seconds; returns how many."""
@@ -69,9 +90,14 @@ class BackendPool:
         return len(self._clients)
 
     async def aclose_all(self) -> None:
-        """Close every client (shutdown)."""
+        """Close every client, retiring ones included (shutdown)."""
         clients = [client for client, _ in self._clients.values()]
         self._clients.clear()
+        for task in list(self._closing):
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        clients += list(self._retiring)  # a retirement cancelled before it started
+        self._retiring.clear()
         await asyncio.gather(*(_close_quietly(c) for c in clients))
 
 

@@ -35,7 +35,7 @@ import grpc
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.backends.base import Trigger
-from scaler.engine import Engine
+from scaler.engine import Engine, Parsed
 from scaler.errors import (
     BackendAuthError,
     BackendPermissionDenied,
@@ -105,7 +105,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def GetMetricSpec(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         def spec() -> pb.GetMetricSpecResponse:
-            return _spec_response(self._engine.trigger(request.scalerMetadata))
+            return _spec_response(self._parse(request))
 
         return await self._call("GetMetricSpec", request, context, _sync(spec))
 
@@ -113,13 +113,15 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         ref = request.scaledObjectRef
 
         async def metrics() -> pb.GetMetricsResponse:
-            trigger = self._engine.trigger(ref.scalerMetadata)
-            _check_metric_name(request.metricName, trigger)
-            evaluation = await self._engine.evaluate(trigger, budget=_budget(context))
+            parsed = self._parse(ref)
+            _check_metric_name(request.metricName, parsed.metric_name)
+            evaluation = await self._engine.evaluate(
+                parsed.trigger, budget=_budget(context), key=parsed.key
+            )
             return pb.GetMetricsResponse(
                 metricValues=[
                     pb.MetricValue(
-                        metricName=request.metricName or trigger.metric_name(),
+                        metricName=request.metricName or parsed.metric_name,
                         metricValue=math.ceil(evaluation.value),
                         metricValueFloat=evaluation.value,
                     )
@@ -130,8 +132,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         async def active() -> pb.IsActiveResponse:
-            trigger = self._engine.trigger(request.scalerMetadata)
-            evaluation = await self._engine.evaluate(trigger, budget=_budget(context))
+            parsed = self._parse(request)
+            evaluation = await self._engine.evaluate(
+                parsed.trigger, budget=_budget(context), key=parsed.key
+            )
             return pb.IsActiveResponse(result=evaluation.active)
 
         return await self._call("IsActive", request, context, active)
@@ -179,9 +183,13 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         A trigger's specs are a function of its metadata, which cannot change under an open
         stream (KEDA reopens streams on every ScaledObject change).
         """
-        async with self._stream("StreamMetricSpec", request, context) as trigger:
-            yield _spec_response(trigger)
+        async with self._stream("StreamMetricSpec", request, context):
+            yield _spec_response(self._parse(request))
             await self._shutdown.wait()
+
+    def _parse(self, ref: pb.ScaledObjectRef) -> Parsed:
+        # the deterministic serialization is made in C: a cheap memo key for the metadata
+        return self._engine.parse(ref.scalerMetadata, ref.SerializeToString(deterministic=True))
 
     async def _call(
         self,
@@ -295,11 +303,12 @@ def _sync(fn: Callable[[], R]) -> Callable[[], Awaitable[R]]:
     return run
 
 
-def _spec_response(trigger: Trigger) -> pb.GetMetricSpecResponse:
+def _spec_response(parsed: Parsed) -> pb.GetMetricSpecResponse:
+    trigger = parsed.trigger
     return pb.GetMetricSpecResponse(
         metricSpecs=[
             pb.MetricSpec(
-                metricName=trigger.metric_name(),
+                metricName=parsed.metric_name,
                 targetSize=math.ceil(trigger.target),
                 targetSizeFloat=trigger.target,
             )
@@ -307,8 +316,7 @@ def _spec_response(trigger: Trigger) -> pb.GetMetricSpecResponse:
     )
 
 
-def _check_metric_name(requested: str, trigger: Trigger) -> None:
-    ours = trigger.metric_name()
+def _check_metric_name(requested: str, ours: str) -> None:
     name = requested.strip().lower()
     if not name or name == ours:
         return

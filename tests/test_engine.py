@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from scaler.backends.base import Measurement
@@ -29,7 +31,13 @@ class Recorder:
 def make_engine(fake: FakeBackend, observer: Recorder | None = None, ttl: float = 0.0) -> Engine:
     backends = {"fake": fake}
     cache: Coalescer[Measurement] = Coalescer(ttl)
-    return Engine(backends, BackendPool(backends), cache, backend_timeout=0.5, observer=observer)
+    return Engine(
+        backends,
+        BackendPool(backends, retire_after=0.0),
+        cache,
+        backend_timeout=0.5,
+        observer=observer,
+    )
 
 
 def test_parse_outcome_is_memoised_including_errors() -> None:
@@ -78,6 +86,7 @@ async def test_connection_error_rebuilds_the_client_once_and_retries() -> None:
         assert (await engine.measure(trigger)).value == 4
     finally:
         FakeClient.measure = original  # type: ignore[method-assign]
+    await asyncio.sleep(0.01)  # the retired client closes once its grace is over
     assert first.closed
     assert len(fake.clients) == 2
     assert recorder.reads == [("fake", "ok"), ("fake", "ok")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from scaler.pool import BackendPool
 from tests.fakes import FakeBackend, FakeConnection
 
@@ -23,12 +25,14 @@ def test_one_client_per_connection_identity() -> None:
     assert len(pool) == 3
 
 
-async def test_invalidate_closes_and_replaces_only_the_failed_client() -> None:
+async def test_invalidate_replaces_the_client_and_closes_it_after_its_grace() -> None:
     fake = FakeBackend()
-    pool = BackendPool({"fake": fake})
+    pool = BackendPool({"fake": fake}, retire_after=0.05)
     old = pool.get("fake", FakeConnection("a:1"))
     await pool.invalidate("fake", FakeConnection("a:1"), old)
     new = pool.get("fake", FakeConnection("a:1"))
+    assert not old.closed  # type: ignore[attr-defined]  # reads still using it may finish
+    await asyncio.sleep(0.1)
     assert old.closed  # type: ignore[attr-defined]
     assert new is not old
     # a late invalidation of the old client must not drop its replacement
@@ -49,3 +53,12 @@ async def test_idle_clients_are_evicted() -> None:
     assert idle.closed  # type: ignore[attr-defined]
     assert not busy.closed  # type: ignore[attr-defined]
     assert len(pool) == 1
+
+
+async def test_shutdown_closes_retiring_clients_at_once() -> None:
+    fake = FakeBackend()
+    pool = BackendPool({"fake": fake}, retire_after=60)
+    old = pool.get("fake", FakeConnection("a:1"))
+    await pool.invalidate("fake", FakeConnection("a:1"), old)
+    await pool.aclose_all()
+    assert old.closed  # type: ignore[attr-defined]

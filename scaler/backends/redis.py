@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.connection import BlockingConnectionPool, Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -44,6 +45,8 @@ from scaler.metadata import (
 )
 
 NAME: Final = "redis"
+#: connections one client opens to one Redis at most; reads beyond wait for a free one
+_MAX_CONNECTIONS: Final = 64
 #: where and how to connect: what a connection profile supplies
 CONNECTION_KEYS: Final = frozenset(
     {
@@ -207,21 +210,31 @@ class RedisClient:
     def __init__(self, connection: RedisConnection, timeout: float) -> None:
         self._connection = connection
         self._where = f"redis {connection.address} db {connection.database}"
-        self._redis = aioredis.Redis(
+        tls: dict[str, Any] = {}
+        if connection.tls:
+            tls = {
+                "ssl_cert_reqs": "none" if connection.unsafe_ssl else "required",
+                "ssl_check_hostname": not connection.unsafe_ssl,
+            }
+        # A blocking pool makes a burst of distinct reads wait for a connection (bounded by the
+        # timeout) instead of failing with "Too many connections".
+        self._pool = BlockingConnectionPool(
+            max_connections=_MAX_CONNECTIONS,
+            timeout=timeout,
+            connection_class=SSLConnection if connection.tls else Connection,
             host=connection.host,
             port=connection.port,
             db=connection.database,
             username=connection.username,
             password=connection.password,
-            ssl=connection.tls,
-            ssl_cert_reqs="none" if connection.unsafe_ssl else "required",
-            ssl_check_hostname=connection.tls and not connection.unsafe_ssl,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             # No hidden retries: the engine retries once on a fresh client, within the deadline.
             retry=Retry(NoBackoff(), 0),
             client_name="keda-queue-scaler",
+            **tls,
         )
+        self._redis = aioredis.Redis(connection_pool=self._pool)
 
     async def measure(self, resource: Hashable) -> Measurement:
         assert isinstance(resource, RedisList)
@@ -285,6 +298,7 @@ class RedisClient:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        await self._pool.disconnect()
 
 
 def _decode(value: bytes | int) -> str:
