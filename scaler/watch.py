@@ -188,7 +188,9 @@ class WatchHub:
                 results, cost = {w.trigger.resource: failure for w in watchers}, len(watchers)
             for watcher in watchers:
                 item = results[watcher.trigger.resource]
-                watcher.latest = item
+                previous, watcher.latest = watcher.latest, item
+                if _same(previous, item):
+                    continue  # nothing new: idle streams are not woken 40 times a second
                 for subscription in tuple(watcher.subscribers):
                     subscription.offer(item)
             # the request budget holds unconditionally; the rest of the interval is skipped
@@ -219,6 +221,14 @@ class WatchHub:
     def _count(self) -> None:
         if self._on_count is not None:
             self._on_count(len(self._watchers))
+
+
+def _same(previous: Item | None, item: Item) -> bool:
+    if isinstance(previous, Measurement) and isinstance(item, Measurement):
+        return previous == item
+    if isinstance(previous, ScalerError) and isinstance(item, ScalerError):
+        return type(previous) is type(item) and str(previous) == str(item)
+    return False
 
 
 def _key(trigger: Trigger) -> tuple[Hashable, ...]:
