@@ -52,7 +52,7 @@ from kafka.net.sasl.scram import SaslMechanismScram
 from kafka.protocol.consumer.offsets import OffsetSpec
 
 from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
-from scaler.backends.tls import client_context
+from scaler.backends.tls import context_for
 from scaler.errors import (
     BackendAuthError,
     BackendError,
@@ -776,14 +776,7 @@ def _client_config(connection: KafkaConnection, timeout: float) -> dict[str, Any
 
 
 def _ssl_context(connection: KafkaConnection) -> ssl.SSLContext:
-    return client_context(
-        NAME,
-        ca=connection.ca,
-        cert=connection.cert,
-        key=connection.key,
-        key_password=connection.key_password,
-        unsafe=connection.unsafe_ssl,
-    )
+    return context_for(NAME, connection)
 
 
 class KafkaBackend:

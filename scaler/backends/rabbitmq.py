@@ -46,7 +46,7 @@ import aiormq.exceptions as amqp_errors
 import httpx
 
 from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
-from scaler.backends.tls import client_context
+from scaler.backends.tls import context_for
 from scaler.errors import (
     BackendAuthError,
     BackendError,
@@ -475,14 +475,7 @@ def _http_vhost_and_prefix(raw_path: str, vhost_name: str | None) -> tuple[str, 
 
 
 def _ssl_context(connection: RabbitConnection) -> ssl.SSLContext:
-    return client_context(
-        NAME,
-        ca=connection.ca,
-        cert=connection.cert,
-        key=connection.key,
-        key_password=connection.key_password,
-        unsafe=connection.unsafe_ssl,
-    )
+    return context_for(NAME, connection)
 
 
 # --- AMQP -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import ssl
 import tempfile
+from typing import Protocol
 
 from scaler.errors import MetadataError
 
@@ -47,3 +48,30 @@ def client_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class TlsMaterial(Protocol):
+    """A connection identity carrying KEDA's TLS keys (Kafka's and RabbitMQ's)."""
+
+    @property
+    def ca(self) -> str | None: ...
+    @property
+    def cert(self) -> str | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def key_password(self) -> str | None: ...
+    @property
+    def unsafe_ssl(self) -> bool: ...
+
+
+def context_for(backend: str, connection: TlsMaterial) -> ssl.SSLContext:
+    """:func:`client_context` from a connection identity's ``ca``/``cert``/``key`` fields."""
+    return client_context(
+        backend,
+        ca=connection.ca,
+        cert=connection.cert,
+        key=connection.key,
+        key_password=connection.key_password,
+        unsafe=connection.unsafe_ssl,
+    )

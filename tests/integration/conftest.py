@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
@@ -264,6 +264,17 @@ async def own_redis(redis_server_binary: str, tmp_path: Path) -> AsyncIterator[O
         yield server
     finally:
         server.terminate()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """``host:port`` of a listener whose backlog accepts connections nobody reads or answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    host, port = server.getsockname()
+    yield f"{host}:{port}"
+    server.close()
 
 
 # Fixtures of the other brokers live in their own modules; importing them here registers them.

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -30,17 +28,6 @@ async def _timed_error(call) -> tuple[grpc.StatusCode, float]:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     return err.value.code(), time.perf_counter() - start
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A listener whose backlog accepts connections that nobody ever reads or answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(128)
-    host, port = server.getsockname()
-    yield f"{host}:{port}"
-    server.close()
 
 
 async def test_black_hole_is_deadline_exceeded_and_healthy_triggers_stay_fast(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -263,17 +261,6 @@ async def test_sasl_logins_and_a_wrong_password(
     assert wrong_password not in (err.value.details() or "")
     assert password not in (err.value.details() or "")
     assert wrong_password not in caplog.text
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A TCP listener that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    host, port = server.getsockname()
-    yield f"{host}:{port}"
-    server.close()
 
 
 async def test_event_loop_keeps_serving_while_kafka_reads_block(

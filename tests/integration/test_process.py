@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -42,12 +44,12 @@ async def _wait_serving(channel: grpc.aio.Channel, seconds: float = 15.0) -> Non
         await asyncio.sleep(0.1)
 
 
-async def test_sigterm_ends_open_stream_with_ok_and_exits_zero(
-    tmp_path: Path, unique_key, redis_metadata
-) -> None:
-    port = _free_port()
-    env = {**os.environ, "SCALER_GRPC_PORT": str(port), "SCALER_LOG_FORMAT": "json"}
-    log_path = tmp_path / "scaler.log"
+@contextlib.asynccontextmanager
+async def scaler_process(
+    log_path: Path, port: int, **settings: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``keda-queue-scaler serve`` on ``port`` with SCALER_* settings; killed if still running."""
+    env = {**os.environ, "SCALER_GRPC_PORT": str(port), **settings}
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -63,20 +65,29 @@ async def test_sigterm_ends_open_stream_with_ok_and_exits_zero(
             stderr=log_file,
         )
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                await _wait_serving(channel)
-                stub = pb_grpc.ExternalScalerStub(channel)
-                stream = StreamReader(
-                    stub.StreamIsActive(ref(redis_metadata(unique_key("sigterm"))))
-                )
-                assert await stream.next() is False
-                process.send_signal(signal.SIGTERM)
-                assert await stream.status(timeout=10) == grpc.StatusCode.OK
-                assert await asyncio.wait_for(process.wait(), 15) == 0
+            yield process
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+async def test_sigterm_ends_open_stream_with_ok_and_exits_zero(
+    tmp_path: Path, unique_key, redis_metadata
+) -> None:
+    port = _free_port()
+    log_path = tmp_path / "scaler.log"
+    async with (
+        scaler_process(log_path, port, SCALER_LOG_FORMAT="json") as process,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        await _wait_serving(channel)
+        stub = pb_grpc.ExternalScalerStub(channel)
+        stream = StreamReader(stub.StreamIsActive(ref(redis_metadata(unique_key("sigterm")))))
+        assert await stream.next() is False
+        process.send_signal(signal.SIGTERM)
+        assert await stream.status(timeout=10) == grpc.StatusCode.OK
+        assert await asyncio.wait_for(process.wait(), 15) == 0
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     messages = [entry["message"] for entry in lines]
     order = [

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import grpc
@@ -15,7 +13,7 @@ import pytest
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
-from tests.integration.test_process import _free_port, _wait_serving
+from tests.integration.test_process import _free_port, _wait_serving, scaler_process
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
@@ -42,72 +40,50 @@ async def test_sigterm_under_load(
     for key in keys:
         await redis_client.rpush(key, "a")
     port = _free_port()
-    env = {
-        **os.environ,
-        "SCALER_GRPC_PORT": str(port),
-        "SCALER_GRACE_PERIOD": "5",
-        "SCALER_CACHE_TTL": "0",
-    }
-    with (tmp_path / "scaler.log").open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--metrics-port",
-            "0",
-            "--bind-address",
-            "127.0.0.1",
-            env=env,
-            stdout=log_file,
-            stderr=log_file,
-        )
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                await _wait_serving(channel)
-                stub = pb_grpc.ExternalScalerStub(channel)
-                rabbit = rabbitmq_metadata(queue, "amqp", user=user, password=password)
-                streams = [
-                    StreamReader(stub.StreamIsActive(ref(redis_metadata(k), name=k))) for k in keys
-                ]
-                streams.append(StreamReader(stub.StreamIsActive(ref(rabbit, name="rabbit"))))
-                for stream in streams:
-                    await stream.next()
-                assert await _redis_clients(redis_client) >= 1
-                for _ in range(50):  # the management API lists connections with its stats
-                    if await rabbitmq_api.connections_of(user):
-                        break
-                    await asyncio.sleep(0.1)
-                assert len(await rabbitmq_api.connections_of(user)) == 1
+    async with (
+        scaler_process(
+            tmp_path / "scaler.log", port, SCALER_GRACE_PERIOD="5", SCALER_CACHE_TTL="0"
+        ) as process,
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        await _wait_serving(channel)
+        stub = pb_grpc.ExternalScalerStub(channel)
+        rabbit = rabbitmq_metadata(queue, "amqp", user=user, password=password)
+        streams = [StreamReader(stub.StreamIsActive(ref(redis_metadata(k), name=k))) for k in keys]
+        streams.append(StreamReader(stub.StreamIsActive(ref(rabbit, name="rabbit"))))
+        for stream in streams:
+            await stream.next()
+        assert await _redis_clients(redis_client) >= 1
+        for _ in range(50):  # the management API lists connections with its stats
+            if await rabbitmq_api.connections_of(user):
+                break
+            await asyncio.sleep(0.1)
+        assert len(await rabbitmq_api.connections_of(user)) == 1
 
-                stop = asyncio.Event()
-                outcomes: list[str] = []
+        stop = asyncio.Event()
+        outcomes: list[str] = []
 
-                async def load(n: int) -> None:
-                    while not stop.is_set():
-                        request = pb.GetMetricsRequest(
-                            scaledObjectRef=ref(redis_metadata(keys[n % len(keys)])), metricName=""
-                        )
-                        try:
-                            reply = await stub.GetMetrics(request, timeout=5)
-                            assert reply.metricValues[0].metricValue == 1
-                            outcomes.append("OK")
-                        except grpc.aio.AioRpcError as err:
-                            outcomes.append(err.code().name)
-                            return  # refused after shutdown began: the server is going away
+        async def load(n: int) -> None:
+            while not stop.is_set():
+                request = pb.GetMetricsRequest(
+                    scaledObjectRef=ref(redis_metadata(keys[n % len(keys)])), metricName=""
+                )
+                try:
+                    reply = await stub.GetMetrics(request, timeout=5)
+                    assert reply.metricValues[0].metricValue == 1
+                    outcomes.append("OK")
+                except grpc.aio.AioRpcError as err:
+                    outcomes.append(err.code().name)
+                    return  # refused after shutdown began: the server is going away
 
-                workers = [asyncio.ensure_future(load(n)) for n in range(20)]
-                await asyncio.sleep(0.5)
-                process.send_signal(signal.SIGTERM)
-                for stream in streams:
-                    assert await stream.status(timeout=10) == grpc.StatusCode.OK
-                stop.set()
-                await asyncio.gather(*workers)
-                assert await asyncio.wait_for(process.wait(), 15) == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        workers = [asyncio.ensure_future(load(n)) for n in range(20)]
+        await asyncio.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        for stream in streams:
+            assert await stream.status(timeout=10) == grpc.StatusCode.OK
+        stop.set()
+        await asyncio.gather(*workers)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
     # every RPC either answered correctly or was refused as the server stopped: never a wrong value
     assert outcomes.count("OK") > 50
     assert set(outcomes) <= {"OK", "UNAVAILABLE", "CANCELLED"}
