@@ -499,8 +499,14 @@ class AmqpClient:
         link = await self._link(resource.vhost)
         where = f"{self._connection.where} vhost {resource.vhost!r} queue {resource.name!r}"
         try:
-            channel = await link.channel(publisher_confirms=False)
-            queue = await channel.declare_queue(resource.name, passive=True)
+            # aiormq's channel, not aio-pika's: aio-pika registers a callback per channel on the
+            # connection and never removes it when the broker closes the channel (a missing
+            # queue), so every failed look-up would leak on the shared connection
+            transport = link.transport
+            if transport is None:
+                raise BackendUnavailable(f"{where}: connection closed")
+            channel = await transport.connection.channel(publisher_confirms=False)
+            declared = await channel.queue_declare(resource.name, passive=True)
             await channel.close()
         except amqp_errors.ChannelClosed as err:
             # a channel-level refusal: the broker closed that channel, the connection is fine
@@ -512,7 +518,6 @@ class AmqpClient:
             if isinstance(err, Exception):
                 raise _connection_error(err, where) from None
             raise
-        declared = queue.declaration_result
         ready = int(declared.message_count or 0)
         item: dict[str, float | str] = {"queue": resource.name, "messages_ready": float(ready)}
         return Measurement(float(ready), {"protocol": "amqp", "messages_ready": ready}, (item,))

@@ -403,3 +403,36 @@ async def _poll_until_value(
             outcomes.append(err.code())
         await asyncio.sleep(0.2)
     raise AssertionError(f"no value within {seconds} s: {outcomes}")
+
+
+async def test_missing_queue_lookups_do_not_grow_memory_on_the_shared_connection(amqp_url) -> None:
+    # aio-pika's Channel leaks a close callback on the connection for each channel the broker
+    # closes; the backend declares on aiormq's channel to avoid it (found by bench/soak.py)
+    import gc
+    import tracemalloc
+
+    from scaler.backends.rabbitmq import RabbitMQBackend, parse_metadata
+    from scaler.errors import TargetNotFound
+
+    trigger = parse_metadata(
+        {"backend": "rabbitmq", "host": amqp_url, "queueName": "kqs-never-declared"}
+    )
+    client = RabbitMQBackend(3.0).connect(trigger.connection)
+
+    async def lookups(count: int) -> None:
+        for _ in range(count):
+            with pytest.raises(TargetNotFound):
+                await client.measure(trigger.resource)
+
+    try:
+        await lookups(200)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        await lookups(1000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    finally:
+        await client.aclose()
+    assert grown < 300 * 1024, f"{grown / 1024:.0f} KiB retained by 1,000 failed look-ups"
