@@ -274,7 +274,7 @@ class Engine:
             try:
                 return await _read_many(client, resources)
             except BackendUnavailable as err:
-                if attempt == 2:
+                if attempt == 2 or self.pool.is_new(client):
                     raise
                 log.info("rebuilding %s client after: %s", trigger.backend, err)
                 await self.pool.invalidate(trigger.backend, trigger.connection, client)
@@ -318,6 +318,8 @@ class Engine:
         try:
             return await client.measure(trigger.resource)
         except BackendUnavailable as err:
+            if self.pool.is_new(client):
+                raise  # the broker is down, not this client's connections
             # A pooled connection may have died with the broker; one retry on a fresh client
             # tells a restarted broker from a down one (KEDA rebuilds its scaler the same way).
             log.info("rebuilding %s client after: %s", trigger.backend, err)

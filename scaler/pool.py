@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Hashable, Mapping
 
 from scaler.backends.base import Backend, BackendClient
@@ -27,6 +28,7 @@ class BackendPool:
     :param backends: the registry, by backend name
     :param idle_timeout: seconds without use after which :meth:`evict_idle` closes a client
     :param retire_after: seconds an invalidated client stays open for reads still using it
+    :param rebuild_after: a client younger than this is not rebuilt after a failure
     """
 
     def __init__(
@@ -35,9 +37,12 @@ class BackendPool:
         idle_timeout: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         retire_after: float = 5.0,
+        rebuild_after: float = 1.0,
     ) -> None:
         self._retire_after = retire_after
+        self._rebuild_after = rebuild_after
         self._retiring: set[BackendClient] = set()
+        self._born: weakref.WeakKeyDictionary[BackendClient, float] = weakref.WeakKeyDictionary()
         self._backends = backends
         self._idle_timeout = idle_timeout
         self._clock = clock
@@ -48,9 +53,23 @@ class BackendPool:
         """The client for this identity, built on first use."""
         key = (backend, connection)
         entry = self._clients.get(key)
-        client = entry[0] if entry is not None else self._backends[backend].connect(connection)
+        if entry is None:
+            client = self._backends[backend].connect(connection)
+            self._born[client] = self._clock()
+        else:
+            client = entry[0]
         self._clients[key] = (client, self._clock())
         return client
+
+    def is_new(self, client: BackendClient) -> bool:
+        """Built less than ``rebuild_after`` seconds ago: rebuilding it again would not help.
+
+        After a broker restart an old client may hold dead connections, so the engine rebuilds
+        it once; a client built moments ago that fails is facing a broker that is down, and
+        rebuilding on every failed read would only churn clients through the outage.
+        """
+        born = self._born.get(client)
+        return born is not None and self._clock() - born < self._rebuild_after
 
     async def invalidate(self, backend: str, connection: Hashable, client: BackendClient) -> None:
         """Forget ``client`` (unless another caller already replaced it) and close it later.

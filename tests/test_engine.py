@@ -33,7 +33,7 @@ def make_engine(fake: FakeBackend, observer: Recorder | None = None, ttl: float 
     cache: Coalescer[Measurement] = Coalescer(ttl)
     return Engine(
         backends,
-        BackendPool(backends, retire_after=0.0),
+        BackendPool(backends, retire_after=0.0, rebuild_after=0.0),
         cache,
         backend_timeout=0.5,
         observer=observer,
@@ -150,3 +150,17 @@ async def test_aclose_closes_every_client() -> None:
     await engine.aclose()
     assert all(client.closed for client in fake.clients)
     assert len(engine.pool) == 0
+
+
+async def test_a_client_built_moments_ago_is_not_rebuilt_while_the_broker_is_down() -> None:
+    fake = FakeBackend()
+    backends = {"fake": fake}
+    engine = Engine(
+        backends, BackendPool(backends), Coalescer[Measurement](0.0), backend_timeout=0.5
+    )
+    fake.values["q"] = BackendUnavailable("refused")
+    for _ in range(5):
+        with pytest.raises(BackendUnavailable):
+            await engine.measure(engine.trigger(META))
+    assert fake.reads["q"] == 5  # no retry per read: the client is new, the broker is down
+    assert len(fake.clients) == 1  # and no client churn through the outage
