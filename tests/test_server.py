@@ -155,3 +155,24 @@ async def test_stream_metric_spec_bad_metadata_is_invalid_argument(serve) -> Non
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call.read()
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"backend": "fake", "name": "q", "blob": "x" * 1_000_000},
+        {"backend": "fake", "name": "q", **{f"k{i}": "v" for i in range(10_000)}},
+    ],
+    ids=["1 MB value", "10,000 keys"],
+)
+async def test_huge_metadata_is_refused_cheaply(serve, fake_backend, metadata) -> None:
+    running = await serve()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(20):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await running.stub.IsActive(ref(metadata))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert loop.time() - start < 5  # generous: a cheap refusal, not a parse per call
+    assert "refused unread" in (err.value.details() or "") or "keys" in (err.value.details() or "")
+    assert fake_backend.reads == {}
