@@ -57,12 +57,29 @@ async def _value_returns(running: Running, metadata: dict[str, str], seconds: fl
             await asyncio.sleep(0.2)
 
 
-async def _paused(pid: int, during: Callable[[], Awaitable[None]]) -> None:
+async def _pause_and_resume(
+    serve: Callable[..., Awaitable[Running]],
+    metadata: dict[str, str],
+    pidfile: Path,
+    expected: float,
+    interval: float,
+) -> None:
+    """SIGSTOP the broker (sockets open, nothing answers): every RPC errors in time and the
+    open stream stays silent; after SIGCONT the value returns and the stream is still open."""
+    running = await serve(backend_timeout=TIMEOUT, cache_ttl=0.0)
+    assert await _value_returns(running, metadata, 5) == expected
+    stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
+    assert await stream.next() is True
+    pid = _pid(pidfile)
     os.kill(pid, signal.SIGSTOP)
     try:
-        await during()
+        await _errors_in_time(running, metadata)
+        assert await stream.nothing_for(0.5)
     finally:
         os.kill(pid, signal.SIGCONT)
+    assert await _value_returns(running, metadata, 2 * interval + 10) == expected
+    assert not stream.task.done()
+    stream.cancel()
 
 
 async def test_kafka_paused_then_resumed(serve, kafka_bootstrap, kafka_topic, kafka_group) -> None:
@@ -76,19 +93,7 @@ async def test_kafka_paused_then_resumed(serve, kafka_bootstrap, kafka_topic, ka
         "topic": topic,
         "allowIdleConsumers": "true",
     }
-    running = await serve(backend_timeout=TIMEOUT, cache_ttl=0.0)
-    assert await _value_returns(running, metadata, 5) == 3
-    stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
-    assert await stream.next() is True
-
-    async def during() -> None:
-        await _errors_in_time(running, metadata)
-        assert await stream.nothing_for(0.5)
-
-    await _paused(_pid(RUN / "kafka" / "kafka.pid"), during)
-    assert await _value_returns(running, metadata, 2 * 0.2 + 10) == 3
-    assert not stream.task.done()
-    stream.cancel()
+    await _pause_and_resume(serve, metadata, RUN / "kafka" / "kafka.pid", 3, interval=0.2)
 
 
 async def test_kafka_killed_then_restarted(
@@ -121,16 +126,4 @@ async def test_rabbitmq_paused_then_resumed(
     queue = await rabbit_queue()
     await amqp_peer.publish(queue, 3)
     metadata = rabbitmq_metadata(queue, "amqp")
-    running = await serve(backend_timeout=TIMEOUT, cache_ttl=0.0)
-    assert await _value_returns(running, metadata, 5) == 3
-    stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
-    assert await stream.next() is True
-
-    async def during() -> None:
-        await _errors_in_time(running, metadata)
-        assert await stream.nothing_for(0.5)
-
-    await _paused(_pid(RUN / "rabbitmq" / "node.pid"), during)
-    assert await _value_returns(running, metadata, 2 * 0.05 + 10) == 3
-    assert not stream.task.done()
-    stream.cancel()
+    await _pause_and_resume(serve, metadata, RUN / "rabbitmq" / "node.pid", 3, interval=0.05)
