@@ -237,6 +237,7 @@ class ScalerApp:
             await health_server.start()
             self._health_server = health_server
         loop = asyncio.get_running_loop()
+        self.metrics.track_runtime(loop)
         self._background.append(loop.create_task(self._evict_idle()))
         if self._profiles_file is not None:
             self._background.append(loop.create_task(self._reload_profiles(self._profiles_file)))

@@ -10,6 +10,9 @@ Only this module and ``scaler.app`` import prometheus_client.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -91,11 +94,28 @@ class ScalerMetrics:
             ["backend", "resource"],
             registry=registry,
         )
+        # a leak of tasks (per stream, per outage) or threads (per client) shows here long before
+        # it shows in memory; the fault tests compare both with their baseline
+        self.asyncio_tasks = Gauge(
+            f"{_PREFIX}_asyncio_tasks",
+            "Unfinished asyncio tasks of the event loop serving gRPC",
+            registry=registry,
+        )
+        self.threads = Gauge(
+            f"{_PREFIX}_threads",
+            "Threads of the process (the kernel's count, gRPC's own included)",
+            registry=registry,
+        )
+        self.threads.set_function(_thread_count)
         for method in ("StreamIsActive", "StreamMetricSpec"):
             self.open_streams.labels(method)
         # label children bound once: labels() takes a lock and a dict walk on every call
         self._coalescing = {r: self.coalescing.labels(r) for r in ("hit", "miss", "shared")}
         self._rpc: dict[tuple[str, str], Any] = {}
+
+    def track_runtime(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count ``loop``'s unfinished tasks at every scrape (the app calls this on start)."""
+        self.asyncio_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))  # retries off-loop
 
     def rpc(self, method: str, code: str, seconds: float) -> None:
         """One RPC finished with ``code`` (a grpc.StatusCode name)."""
@@ -140,3 +160,11 @@ class ScalerMetrics:
 
     def watcher_count(self, count: int) -> None:
         self.watchers.set(count)
+
+
+def _thread_count() -> int:
+    """OS threads of this process: Linux lists them under /proc; elsewhere Python's own."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import grpc
 
@@ -202,3 +203,19 @@ async def test_streams_beyond_the_cap_are_resource_exhausted(serve) -> None:
     assert await fourth.next() is False
     second.cancel()
     fourth.cancel()
+
+
+async def test_task_and_thread_gauges_follow_the_process(serve) -> None:
+    running = await serve()
+    idle = running.sample("keda_queue_scaler_asyncio_tasks")
+    assert idle == len(asyncio.all_tasks())
+    streams = [
+        StreamReader(running.stub.StreamIsActive(ref(META, name=f"so-{i}"))) for i in range(5)
+    ]
+    for stream in streams:
+        assert await stream.next() is False
+    assert running.sample("keda_queue_scaler_asyncio_tasks") == len(asyncio.all_tasks()) > idle
+    assert running.sample("keda_queue_scaler_threads") == len(os.listdir("/proc/self/task"))
+    for stream in streams:
+        stream.cancel()
+    await _until(lambda: running.sample("keda_queue_scaler_asyncio_tasks") <= idle)
