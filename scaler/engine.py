@@ -28,6 +28,7 @@ from scaler.backends.base import (
     Backend,
     BackendClient,
     BatchClient,
+    ClosableBackend,
     Evaluation,
     Measurement,
     Trigger,
@@ -328,9 +329,12 @@ class Engine:
             return await client.measure(trigger.resource)
 
     async def aclose(self) -> None:
-        """Cancel shared reads in flight and close every backend client."""
+        """Cancel shared reads in flight, close every backend client, then the backends."""
         await self.cache.aclose()
         await self.pool.aclose_all()
+        for backend in self.backends.values():
+            if isinstance(backend, ClosableBackend):
+                backend.close()
 
 
 async def _read_many(

@@ -129,3 +129,12 @@ class Backend(Protocol):
 
     def connect(self, connection: Hashable) -> BackendClient:
         """Build a client for a connection identity (lazy: connects on first use)."""
+
+
+@runtime_checkable
+class ClosableBackend(Protocol):
+    """A backend that owns something beyond its clients (a thread pool): closed at shutdown,
+    after every client."""
+
+    def close(self) -> None:
+        """Release it; the backend is not used again."""

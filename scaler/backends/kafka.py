@@ -478,7 +478,7 @@ class KafkaClient:
                     raise BackendAuthError(
                         f"kafka {self._connection.label}: SASL login rejected: {rejection}"
                     )
-                self._admin = KafkaAdminClient(**_client_config(self._connection, self._timeout))
+                self._admin = _admin_client(_client_config(self._connection, self._timeout))
             return self._admin
 
     def _read_many(
@@ -637,6 +637,43 @@ class KafkaClient:
             admin.close()
 
 
+def _started_pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool with all its threads started now rather than on demand.
+
+    A pool that grows under load (blocked reads during an outage) and never shrinks would make
+    the thread count useless for spotting a leak; started in full, it stays constant.
+    """
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kafka")
+    barrier = threading.Barrier(threads)  # each worker waits for the others: one thread each
+    for future in [pool.submit(barrier.wait) for _ in range(threads)]:
+        future.result()
+    return pool
+
+
+def _admin_client(config: Mapping[str, Any]) -> KafkaAdminClient:
+    """A KafkaAdminClient, or the bootstrap error with nothing left behind.
+
+    kafka-python 3.0.12 starts the client's IO thread and opens its sockets before it bootstraps,
+    and a failed bootstrap raises out of ``__init__`` without stopping either: every read during
+    a Kafka outage would leave a thread behind (found by the fault tests under load).
+    """
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(**config)  # split from __new__ to clean up after a failure
+    except BaseException:
+        client = getattr(admin, "_client", None)
+        if client is not None:
+            client.close()
+        net = getattr(admin, "_net", None)
+        if net is not None:
+            net.stop()
+        metrics = getattr(admin, "_metrics", None)
+        if metrics is not None:
+            metrics.close()
+        raise
+    return admin
+
+
 _SASL_HANDSHAKE: Final = 17
 _SASL_AUTHENTICATE: Final = 36
 
@@ -791,7 +828,7 @@ class KafkaBackend:
 
     def __init__(self, timeout: float, threads: int = 4) -> None:
         self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kafka")
+        self._executor = _started_pool(threads)
         self._history = _OffsetHistory()
 
     def parse(self, raw: Mapping[str, str]) -> KafkaTrigger:
@@ -800,3 +837,7 @@ class KafkaBackend:
     def connect(self, connection: Hashable) -> BackendClient:
         assert isinstance(connection, KafkaConnection)
         return KafkaClient(connection, self._timeout, self._executor, self._history)
+
+    def close(self) -> None:
+        """Stop the thread pool; a read still blocked in it finishes on its own (daemon-like)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
