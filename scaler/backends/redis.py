@@ -14,13 +14,20 @@ This is the only module that imports redis-py.
 from __future__ import annotations
 
 import hashlib
+import time
+import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.connection import BlockingConnectionPool, Connection, SSLConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    SSLConnection,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -47,6 +54,8 @@ from scaler.metadata import (
 NAME: Final = "redis"
 #: connections one client opens to one Redis at most; reads beyond wait for a free one
 _MAX_CONNECTIONS: Final = 64
+#: seconds an idle connection beyond the first stays open after a burst
+_IDLE_CLOSE: Final = 5.0
 #: where and how to connect: what a connection profile supplies
 CONNECTION_KEYS: Final = frozenset(
     {
@@ -204,6 +213,34 @@ def _valid_port(port: int) -> str | None:
     return None if 0 < port < 65536 else "is not a TCP port (1-65535)"
 
 
+class _IdleClosingPool(BlockingConnectionPool):
+    """A blocking pool that closes the sockets of connections idle for ``_IDLE_CLOSE`` seconds,
+    keeping one open.
+
+    redis-py keeps every connection a burst opened for the pool's lifetime. A paused Redis makes
+    every read wait at once, so after one pause a client would hold up to ``_MAX_CONNECTIONS``
+    sockets for good (found by the fault tests under load). A closed connection stays in the
+    pool and reconnects when next needed.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._released: weakref.WeakKeyDictionary[AbstractConnection, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def release(self, connection: AbstractConnection) -> None:
+        await super().release(connection)
+        now = time.monotonic()
+        self._released[connection] = now
+        # under the condition get_connection() takes: no connection can be handed out meanwhile
+        async with self._condition:
+            idle = [c for c in self._available_connections if c.is_connected]
+            for stale in idle[:-1]:  # the last released stays open
+                if now - self._released.get(stale, now) > _IDLE_CLOSE:
+                    await stale.disconnect()
+
+
 class RedisClient:
     """One redis-py asyncio client (with its own small connection pool) for one identity."""
 
@@ -218,7 +255,7 @@ class RedisClient:
             }
         # A blocking pool makes a burst of distinct reads wait for a connection (bounded by the
         # timeout) instead of failing with "Too many connections".
-        self._pool = BlockingConnectionPool(
+        self._pool = _IdleClosingPool(
             max_connections=_MAX_CONNECTIONS,
             timeout=timeout,
             connection_class=SSLConnection if connection.tls else Connection,
