@@ -28,10 +28,13 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
+from bench.keda_pattern import KedaPattern, Outcome
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what a call may answer while a broker is down (and NOT_FOUND: a queue not declared yet)
+_EXPECTED = frozenset({"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND"})
 
 
 def _env() -> dict[str, str]:
@@ -125,39 +128,14 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(2)
             redis = aioredis.from_url(env["SCALER_TEST_REDIS_URL"])
 
-            async def call(kind: str, ref: pb.ScaledObjectRef) -> None:
+            def record(outcome: Outcome) -> None:
                 nonlocal max_latency
-                start = time.perf_counter()
-                try:
-                    if kind == "spec":
-                        await stub.GetMetricSpec(ref, timeout=5)
-                    elif kind == "metrics":
-                        await stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref), timeout=5)
-                    else:
-                        await stub.IsActive(ref, timeout=5)
-                    codes["OK"] += 1
-                except grpc.aio.AioRpcError as err:
-                    codes[err.code().name] += 1
-                    if err.code() not in (
-                        grpc.StatusCode.UNAVAILABLE,
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        grpc.StatusCode.NOT_FOUND,
-                    ):
-                        unexpected[f"{err.code().name}: {err.details()}"[:160]] += 1
-                max_latency = max(max_latency, time.perf_counter() - start)
+                codes[outcome.code] += 1
+                if outcome.code not in _EXPECTED:
+                    unexpected[f"{outcome.code}: {outcome.details}"[:160]] += 1
+                max_latency = max(max_latency, outcome.seconds)
 
-            inflight: set[asyncio.Future[None]] = set()
-
-            async def load() -> None:
-                pause, i = 3 / args.rps, 0
-                while not stop.is_set():
-                    ref = objects[i % len(objects)]
-                    i += 1
-                    for kind in ("spec", "metrics", "active"):  # KEDA's poll pattern
-                        task = asyncio.ensure_future(call(kind, ref))
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                    await asyncio.sleep(pause)
+            load = KedaPattern(stub, objects, args.rps, record)
 
             async def stream(ref: pb.ScaledObjectRef) -> None:
                 while not stop.is_set():
@@ -179,7 +157,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                         await asyncio.sleep(1)
                     await asyncio.sleep(1)
 
-            tasks = [asyncio.ensure_future(load()), asyncio.ensure_future(producer())]
+            load.start()
+            tasks = [asyncio.ensure_future(producer())]
             tasks += [asyncio.ensure_future(stream(objects[i])) for i in range(args.streams)]
             started = time.monotonic()
             end = started + args.minutes * 60
@@ -197,7 +176,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     restarts.append(f"{broker} at {now:.0f}s")
                     next_restart = time.monotonic() + args.restart_every
             stop.set()
-            await asyncio.sleep(1)
+            await load.aclose()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
