@@ -8,6 +8,7 @@ Without the broker a test is skipped, or fails when ``SCALER_REQUIRE_INTEGRATION
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -135,8 +136,9 @@ def free_port() -> int:
 class OwnRedis:
     """A ``redis-server`` process of one test, on a fixed loopback port, stoppable and restartable."""
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+    def __init__(self, binary: str, port: int, workdir: Path, durable: bool = False) -> None:
         self.binary = binary
+        self.durable = durable
         self.port = port
         self.workdir = workdir
         self.logfile = workdir / "redis.log"
@@ -170,7 +172,9 @@ class OwnRedis:
             "port": str(self.port),
             "bind": "127.0.0.1",
             "save": "",
-            "appendonly": "no",
+            # durable: every write fsynced to the append-only file, so data survives SIGKILL
+            "appendonly": "yes" if self.durable else "no",
+            "appendfsync": "always",
             "daemonize": "no",
             "dir": str(self.workdir),
             "logfile": str(self.logfile),
@@ -258,7 +262,19 @@ def redis_server_binary() -> str:
 @pytest.fixture
 async def own_redis(redis_server_binary: str, tmp_path: Path) -> AsyncIterator[OwnRedis]:
     """A test-owned ``redis-server`` on a free loopback port; always terminated at teardown."""
-    server = OwnRedis(redis_server_binary, free_port(), tmp_path)
+    async with _started(OwnRedis(redis_server_binary, free_port(), tmp_path)) as server:
+        yield server
+
+
+@pytest.fixture
+async def durable_redis(redis_server_binary: str, tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    """Like ``own_redis``, but every write is fsynced first: the data survives SIGKILL."""
+    async with _started(OwnRedis(redis_server_binary, free_port(), tmp_path, True)) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def _started(server: OwnRedis) -> AsyncIterator[OwnRedis]:
     try:
         await server.start()
         yield server

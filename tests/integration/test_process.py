@@ -46,9 +46,10 @@ async def _wait_serving(channel: grpc.aio.Channel, seconds: float = 15.0) -> Non
 
 @contextlib.asynccontextmanager
 async def scaler_process(
-    log_path: Path, port: int, **settings: str
+    log_path: Path, port: int, metrics_port: int = 0, **settings: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``keda-queue-scaler serve`` on ``port`` with SCALER_* settings; killed if still running."""
+    """``keda-queue-scaler serve`` on ``port`` (metrics on ``metrics_port``, 0: any) with
+    SCALER_* settings; killed if still running."""
     env = {**os.environ, "SCALER_GRPC_PORT": str(port), **settings}
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
@@ -57,7 +58,7 @@ async def scaler_process(
             "scaler",
             "serve",
             "--metrics-port",
-            "0",
+            str(metrics_port),
             "--bind-address",
             "127.0.0.1",
             env=env,
