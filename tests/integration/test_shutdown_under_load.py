@@ -1,9 +1,12 @@
 """SIGTERM during load: in-flight RPCs finish, streams end OK, broker connections are closed
-(counted by the brokers themselves), and the process exits 0."""
+(counted by Redis and RabbitMQ themselves; RabbitMQ logs the close as the client's own; Kafka
+counts clients only over JMX, so the kernel's view of the broker's sockets stands in), and the
+process exits 0."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 
@@ -13,10 +16,13 @@ import pytest
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
+from tests.integration import sockets
+from tests.integration.kafka_fixtures import commit
 from tests.integration.test_process import _free_port, _wait_serving, scaler_process
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
+RUN = Path(__file__).resolve().parents[2] / ".run"
 
 
 async def _redis_clients(redis_client) -> int:
@@ -33,7 +39,18 @@ async def test_sigterm_under_load(
     rabbit_queue,
     rabbitmq_metadata,
     rabbitmq_api,
+    kafka_bootstrap,
+    kafka_topic,
+    kafka_group,
 ) -> None:
+    topic, group = kafka_topic(), kafka_group()
+    await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0})
+    kafka = {
+        "backend": "kafka",
+        "bootstrapServers": kafka_bootstrap,
+        "consumerGroup": group,
+        "topic": topic,
+    }
     user, password = await rabbit_user()
     queue = await rabbit_queue()
     keys = [unique_key(f"load-{i}") for i in range(5)]
@@ -51,6 +68,7 @@ async def test_sigterm_under_load(
         rabbit = rabbitmq_metadata(queue, "amqp", user=user, password=password)
         streams = [StreamReader(stub.StreamIsActive(ref(redis_metadata(k), name=k))) for k in keys]
         streams.append(StreamReader(stub.StreamIsActive(ref(rabbit, name="rabbit"))))
+        streams.append(StreamReader(stub.StreamIsActive(ref(kafka, name="kafka"))))
         for stream in streams:
             await stream.next()
         assert await _redis_clients(redis_client) >= 1
@@ -59,6 +77,10 @@ async def test_sigterm_under_load(
                 break
             await asyncio.sleep(0.1)
         assert len(await rabbitmq_api.connections_of(user)) == 1
+        # Kafka counts its clients only over JMX: the broker process's sockets are counted instead
+        kafka_pid = int((RUN / "kafka" / "kafka.pid").read_text().split()[0])
+        scaler_ends = {s.local for s in sockets.connections(process.pid)}
+        assert sockets.between(kafka_pid, process.pid)
 
         stop = asyncio.Event()
         outcomes: list[str] = []
@@ -94,3 +116,15 @@ async def test_sigterm_under_load(
             break
         await asyncio.sleep(0.1)
     assert await rabbitmq_api.connections_of(user) == []
+    # closed by the scaler (AMQP connection.close), not dropped: RabbitMQ logs a dropped TCP
+    # connection as a warning, "client unexpectedly closed TCP connection"
+    node = os.environ.get("SCALER_TEST_RABBITMQ_NODE", "kqs@localhost")
+    closes = [
+        line
+        for line in (RUN / "rabbitmq" / "log" / f"{node}.log").read_text().splitlines()
+        if "closing AMQP connection" in line and f"user: '{user}'" in line
+    ]
+    assert len(closes) == 1
+    assert "[info]" in closes[0], closes
+    held = [s for s in sockets.connections(kafka_pid) if s.remote in scaler_ends]
+    assert [s for s in held if s.state == sockets.ESTABLISHED] == []
