@@ -473,6 +473,11 @@ class KafkaClient:
             if self._closed:
                 raise BackendUnavailable(f"kafka {self._connection.label}: client closed")
             if self._admin is None:
+                if _all_refuse(self._connection.bootstrap_servers, self._timeout):
+                    raise BackendUnavailable(
+                        f"kafka {self._connection.label}: every bootstrap server refused the "
+                        "connection"
+                    )
                 rejection = _sasl_rejection(self._connection, self._timeout)
                 if rejection is not None:
                     raise BackendAuthError(
@@ -676,6 +681,26 @@ def _admin_client(config: Mapping[str, Any]) -> KafkaAdminClient:
 
 _SASL_HANDSHAKE: Final = 17
 _SASL_AUTHENTICATE: Final = 36
+
+
+def _all_refuse(servers: Sequence[str], timeout: float) -> bool:
+    """True if every bootstrap server refuses a TCP connection outright.
+
+    kafka-python retries a refused bootstrap until its timeout, so a stopped broker would cost
+    every read the whole backend timeout (and a pool thread) before UNAVAILABLE. Anything but a
+    refusal (an answer, silence, a name that does not resolve) is left to the real client.
+    """
+    wait = min(timeout, 0.25)  # a refusal is immediate; silence is the client's to time out
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=wait).close()
+        except ConnectionRefusedError:
+            continue
+        except OSError:
+            return False
+        return False
+    return True
 
 
 def _sasl_rejection(connection: KafkaConnection, timeout: float) -> str | None:
