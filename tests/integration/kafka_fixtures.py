@@ -219,6 +219,17 @@ def kafka_group(kafka_bootstrap: str) -> Iterator[GroupFactory]:
 # --- helpers: produce, commit, and the broker's own view of offsets ------------------------------
 
 
+def kafka_metadata(
+    bootstrap: str, group: str, topic: str | None = None, **extra: str
+) -> dict[str, str]:
+    """``backend: kafka`` trigger metadata for ``group`` (on ``topic``, when given)."""
+    metadata = {"backend": "kafka", "bootstrapServers": bootstrap, "consumerGroup": group}
+    if topic is not None:
+        metadata["topic"] = topic
+    metadata.update(extra)
+    return metadata
+
+
 def produce(bootstrap: str, topic: str, partition: int, count: int) -> None:
     """Send ``count`` small records to one partition of ``topic`` and wait until all are acked."""
     producer = KafkaProducer(

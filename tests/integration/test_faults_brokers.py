@@ -15,7 +15,7 @@ import pytest
 
 from scaler._proto import externalscaler_pb2 as pb
 from tests.conftest import Running, ref
-from tests.integration.kafka_fixtures import commit, produce
+from tests.integration.kafka_fixtures import commit, kafka_metadata, produce
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
@@ -86,13 +86,7 @@ async def test_kafka_paused_then_resumed(serve, kafka_bootstrap, kafka_topic, ka
     topic, group = kafka_topic(partitions=2), kafka_group()
     await asyncio.to_thread(produce, kafka_bootstrap, topic, 0, 4)
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 1, (topic, 1): 0})
-    metadata = {
-        "backend": "kafka",
-        "bootstrapServers": kafka_bootstrap,
-        "consumerGroup": group,
-        "topic": topic,
-        "allowIdleConsumers": "true",
-    }
+    metadata = kafka_metadata(kafka_bootstrap, group, topic, allowIdleConsumers="true")
     await _pause_and_resume(serve, metadata, RUN / "kafka" / "kafka.pid", 3, interval=0.2)
 
 
@@ -101,12 +95,7 @@ async def test_kafka_killed_then_restarted(
 ) -> None:
     topic, group = kafka_topic(partitions=1), kafka_group()
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0})
-    metadata = {
-        "backend": "kafka",
-        "bootstrapServers": kafka_bootstrap,
-        "consumerGroup": group,
-        "topic": topic,
-    }
+    metadata = kafka_metadata(kafka_bootstrap, group, topic)
     running = await serve(backend_timeout=TIMEOUT, cache_ttl=0.0)
     stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
     assert await stream.next() is False

@@ -25,6 +25,7 @@ import os
 import signal
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,13 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
 from tests.integration.conftest import free_port
-from tests.integration.kafka_fixtures import commit, committed, end_offsets, produce
+from tests.integration.kafka_fixtures import (
+    commit,
+    committed,
+    end_offsets,
+    kafka_metadata,
+    produce,
+)
 from tests.integration.test_process import _wait_serving, scaler_process
 from tests.streams import StreamReader
 
@@ -93,6 +100,8 @@ class Snapshot:
 
 @dataclass
 class Record:
+    """What the load and the health probe saw."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     health_failures: list[str] = field(default_factory=list)
 
@@ -150,19 +159,11 @@ async def kafka_under_test(
         end = end_offsets(kafka_bootstrap, busy_topic)[(busy_topic, 0)]
         return end - committed(kafka_bootstrap, busy_group)[(busy_topic, 0)]
 
-    def metadata(group: str, topic: str) -> dict[str, str]:
-        return {
-            "backend": "kafka",
-            "bootstrapServers": kafka_bootstrap,
-            "consumerGroup": group,
-            "topic": topic,
-        }
-
     return Broker(
         "kafka",
         kafka_broker_control.port,
-        metadata(busy_group, busy_topic),
-        metadata(idle_group, idle_topic),
+        kafka_metadata(kafka_bootstrap, busy_group, busy_topic),
+        kafka_metadata(kafka_bootstrap, idle_group, idle_topic),
         _pidfile(RUN / "kafka" / "kafka.pid"),
         lambda: asyncio.to_thread(lag),
         lambda: asyncio.to_thread(produce, kafka_bootstrap, idle_topic, 0, 1),
@@ -383,10 +384,15 @@ async def test_broker_fault_under_keda_load(
             for stream in [*busy_streams, *idle_streams.values()]:
                 stream.cancel()
 
+    failed = [o for o in record.outcomes if o.code != "OK"]
+    last_error = max((o.started + o.seconds for o in failed), default=timeline.down)
     print(  # noqa: T201 - the figures the README reports (pytest -s shows them)
-        f"\n{name} {how.name}: down {timeline.restarting - timeline.down:.1f} s, back "
-        f"{timeline.back - timeline.restarting:.1f} s after restart, "
-        f"{len(record.outcomes)} RPCs, values correct {recovery:.2f} s after it served again"
+        f"\n{name} {how.name}: out {timeline.restarting - timeline.down:.1f} s; serving its data "
+        f"{timeline.back - timeline.restarting:.1f} s after restart/resume; last scaler error "
+        f"{last_error - timeline.restarting:+.2f} s from it, first correct value "
+        f"{recovery:.2f} s after the broker's; {len(record.outcomes)} RPCs, errors "
+        f"{dict(Counter(o.code for o in failed))}, slowest "
+        f"{max(o.seconds for o in record.outcomes) * 1000:.0f} ms"
     )
     _check_outcomes(record.outcomes, name, expected, timeline, activated)
     assert record.health_failures == []

@@ -12,20 +12,16 @@ from kafka import TopicPartition
 from scaler._proto import externalscaler_pb2 as pb
 from scaler.backends.kafka import ConsumerLag
 from tests.conftest import ref
-from tests.integration.kafka_fixtures import commit, committed, end_offsets, produce
+from tests.integration.kafka_fixtures import (
+    commit,
+    committed,
+    end_offsets,
+    kafka_metadata,
+    produce,
+)
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
-
-
-def kafka_metadata(
-    bootstrap: str, group: str, topic: str | None = None, **extra: str
-) -> dict[str, str]:
-    metadata = {"backend": "kafka", "bootstrapServers": bootstrap, "consumerGroup": group}
-    if topic is not None:
-        metadata["topic"] = topic
-    metadata.update(extra)
-    return metadata
 
 
 async def metric(running, metadata: dict[str, str]) -> float:

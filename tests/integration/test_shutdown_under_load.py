@@ -17,7 +17,7 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
-from tests.integration.kafka_fixtures import commit
+from tests.integration.kafka_fixtures import commit, kafka_metadata
 from tests.integration.test_process import _free_port, _wait_serving, scaler_process
 from tests.streams import StreamReader
 
@@ -45,12 +45,7 @@ async def test_sigterm_under_load(
 ) -> None:
     topic, group = kafka_topic(), kafka_group()
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0})
-    kafka = {
-        "backend": "kafka",
-        "bootstrapServers": kafka_bootstrap,
-        "consumerGroup": group,
-        "topic": topic,
-    }
+    kafka = kafka_metadata(kafka_bootstrap, group, topic)
     user, password = await rabbit_user()
     queue = await rabbit_queue()
     keys = [unique_key(f"load-{i}") for i in range(5)]
