@@ -1,6 +1,7 @@
 """Property-based fuzzing of scalerMetadata: a hostile or broken map costs one clear error.
 
-Parsing (every backend, 10,000+ examples in CI): the engine returns a trigger or raises
+Parsing (every backend, 10,000+ examples in CI; ``SCALER_FUZZ_EXAMPLES=N`` runs N per case
+for a longer run): the engine returns a trigger or raises
 MetadataError, never anything else; a parsed trigger has a usable name and a positive target,
 evaluates a measurement without crashing, and never shows a password in its repr. Over gRPC
 (fewer examples; brokers are loopback ports where nothing listens): only the documented status
@@ -10,6 +11,7 @@ codes come back, never INTERNAL or UNKNOWN, and the server keeps serving.
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import grpc
@@ -27,6 +29,8 @@ from scaler.pool import BackendPool
 from tests.conftest import ref
 
 SECRET = "fuzz-secret-Zq9"
+#: examples per backend case of the parsing property: 4 cases (3 backends and none) in CI
+EXAMPLES = int(os.environ.get("SCALER_FUZZ_EXAMPLES", "2600"))
 # loopback ports where nothing listens: a parsed trigger can only fail to connect
 CLOSED = ["127.0.0.1:1", "127.0.0.1:9", "[::1]:1", "localhost:1"]
 
@@ -216,7 +220,7 @@ MEASUREMENTS = [
 
 
 @pytest.mark.parametrize("backend", [*KEYS, None])
-@settings(max_examples=2_600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_parsing_returns_a_trigger_or_one_metadata_error(
     backend: str | None, data: st.DataObject
