@@ -82,6 +82,21 @@ def text(text: str) -> str:
     return text
 
 
+_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:[^/@\s]*@")
+
+
+def resource_name(text: str) -> str:
+    """A resource name (list, queue, group, topic): any string but one embedding a URI with a
+    password. That is a connection string in the wrong key, and as a name its password would
+    reach logs, error messages and metric labels."""
+    if _CREDENTIALS.search(text):
+        raise InvalidValue(
+            "contains a URI with a password: a connection string belongs in the address or host "
+            "key, its password in password"
+        )
+    return text
+
+
 def positive(value: float) -> str | None:
     """A check: the value must be > 0."""
     return None if value > 0 else "must be greater than 0"

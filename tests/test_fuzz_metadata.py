@@ -251,6 +251,26 @@ def test_parsing_returns_a_trigger_or_one_metadata_error(
         assert math.isfinite(evaluation.value)
 
 
+@pytest.mark.parametrize(
+    ("meta", "key"),
+    [
+        ({"backend": "redis", "address": "127.0.0.1:1"}, "listName"),
+        ({"backend": "kafka", "bootstrapServers": "127.0.0.1:1", "topic": "t"}, "consumerGroup"),
+        ({"backend": "kafka", "bootstrapServers": "127.0.0.1:1", "consumerGroup": "g"}, "topic"),
+        ({"backend": "rabbitmq", "host": "amqp://127.0.0.1:1/%2F"}, "queueName"),
+    ],
+)
+def test_a_connection_string_as_a_name_is_refused_without_its_password(
+    meta: dict[str, str], key: str
+) -> None:
+    # found by a 100,000-example run: as a name, the password reached repr and metric labels
+    with pytest.raises(MetadataError) as err:
+        ENGINE.trigger({**meta, key: f"amqp://user:{SECRET}@127.0.0.1:1/%2F"})
+    assert key in str(err.value)
+    assert "URI with a password" in str(err.value)
+    assert SECRET not in str(err.value)
+
+
 ALLOWED = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,

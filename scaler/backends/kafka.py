@@ -71,6 +71,7 @@ from scaler.metadata import (
     number,
     positive,
     quote,
+    resource_name,
     text,
 )
 
@@ -265,8 +266,8 @@ def parse_metadata(raw: Mapping[str, str]) -> KafkaTrigger:
     r = MetadataReader(raw, NAME)
     servers_raw = r.get("bootstrapServers", text)
     servers = _servers(r, servers_raw) if servers_raw else ()
-    group = r.get("consumerGroup", text)
-    topic = r.get("topic", text, default=None)
+    group = r.get("consumerGroup", resource_name)
+    topic = r.get("topic", resource_name, default=None)
     lag_threshold = r.get("lagThreshold", integer, default=10, check=positive)
     activation = r.get("activationLagThreshold", integer, default=0, check=non_negative)
     policy = r.get("offsetResetPolicy", text, default="latest", choices=("latest", "earliest"))

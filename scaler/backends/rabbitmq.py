@@ -64,6 +64,7 @@ from scaler.metadata import (
     integer,
     number,
     positive,
+    resource_name,
     text,
 )
 from scaler.metadata import (
@@ -292,7 +293,7 @@ def parse_metadata(raw: Mapping[str, str]) -> RabbitTrigger:
     r = MetadataReader(raw, NAME)
     host = r.get("host", text)
     protocol = r.get("protocol", text, default="auto", choices=PROTOCOLS)
-    queue_name = r.get("queueName", text)
+    queue_name = r.get("queueName", resource_name)
     mode = r.get("mode", text, default=None, choices=MODES)
     value = r.get("value", number, default=None, check=positive)
     queue_length = r.get("queueLength", number, default=None, check=positive)

@@ -48,6 +48,7 @@ from scaler.metadata import (
     non_negative,
     positive,
     quote,
+    resource_name,
     text,
 )
 
@@ -179,7 +180,7 @@ def parse_metadata(raw: Mapping[str, str]) -> RedisTrigger:
     else:
         r.problem("missing required parameter address (or host and port)")
 
-    list_name = r.get("listName", text)
+    list_name = r.get("listName", resource_name)
     list_length = r.get("listLength", integer, default=5, check=positive)
     activation = r.get("activationListLength", integer, default=0, check=non_negative)
     database = r.get("databaseIndex", integer, default=0, check=non_negative)
