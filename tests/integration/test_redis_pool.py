@@ -25,7 +25,7 @@ async def test_connections_opened_by_a_burst_are_closed_once_idle(own_redis, mon
         await client.measure(RedisList("k"))
         assert await _scaler_connections(admin) == 1
         # a stalled server (as under a pause) makes every read wait at once: one socket each
-        await admin.execute_command("CLIENT", "PAUSE", "300", "ALL")
+        await admin.client_pause(300, all=True)
         burst = await asyncio.gather(*(client.measure(RedisList(f"k{i}")) for i in range(8)))
         assert [m.value for m in burst] == [0.0] * 8
         assert await _scaler_connections(admin) == 8
