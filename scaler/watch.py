@@ -199,8 +199,11 @@ class WatchHub:
             await asyncio.sleep(max(budget_end - loop.time(), 0.0))
             remaining = started + self._interval(trigger.backend) - loop.time()
             if remaining > 0 and not batch.wake.is_set():
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that arrives as the event is set, and the batch would run on
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(batch.wake.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await batch.wake.wait()
 
     async def aclose(self) -> None:
         """End every subscription (streams then finish with status OK) and stop every batch."""
@@ -212,6 +215,9 @@ class WatchHub:
         for watcher in watchers:
             for subscription in watcher.subscribers:
                 subscription.close()
+        for batch in batches:
+            batch.watchers.clear()  # a batch ends at its next loop even if a cancel is lost
+            batch.wake.set()
         tasks = [b.task for b in batches if b.task is not None]
         for task in tasks:
             task.cancel()

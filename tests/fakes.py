@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
@@ -49,6 +49,8 @@ class FakeBackend:
         self.values: dict[str, float | BaseException] = {}
         self.reads: dict[str, int] = {}
         self.delay = 0.0
+        #: a client library that loses a cancellation arriving during the delay (some do)
+        self.swallow_cancel = False
         self.clients: list[FakeClient] = []
 
     def parse(self, raw: Mapping[str, str]) -> FakeTrigger:
@@ -63,7 +65,7 @@ class FakeBackend:
         return FakeTrigger(FakeConnection(address, password), name, target, activation)
 
     def connect(self, connection: Hashable) -> BackendClient:
-        client = FakeClient(self)
+        client = CancelLosingClient(self) if self.swallow_cancel else FakeClient(self)
         self.clients.append(client)
         return client
 
@@ -77,7 +79,11 @@ class FakeClient:
         assert isinstance(resource, str)
         self.backend.reads[resource] = self.backend.reads.get(resource, 0) + 1
         if self.backend.delay:
-            await asyncio.sleep(self.backend.delay)
+            try:
+                await asyncio.sleep(self.backend.delay)
+            except asyncio.CancelledError:
+                if not self.backend.swallow_cancel:
+                    raise
         value = self.backend.values.get(resource, 0.0)
         if isinstance(value, BaseException):
             raise value
@@ -85,6 +91,15 @@ class FakeClient:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+class CancelLosingClient(FakeClient):
+    """A batch client whose reads lose a cancellation that arrives during the delay."""
+
+    async def measure_many(
+        self, resources: Sequence[Hashable]
+    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+        return {r: await self.measure(r) for r in resources}, len(resources)
 
 
 __all__ = ["BackendError", "FakeBackend", "FakeTrigger"]

@@ -132,6 +132,23 @@ async def test_shutdown_ends_open_streams_with_status_ok(serve, fake_backend) ->
     assert running.sample("keda_queue_scaler_open_streams", {"method": "StreamIsActive"}) == 0
 
 
+async def test_shutdown_ends_watchers_whose_reads_lose_the_cancellation(
+    serve, fake_backend
+) -> None:
+    # found with an overloaded naive-mode server that never finished SIGTERM: a read that
+    # swallows the cancel must not keep its watcher polling for ever
+    running = await serve(naive=True)
+    fake_backend.delay, fake_backend.swallow_cancel = 0.3, True
+    streams = [
+        StreamReader(running.stub.StreamIsActive(ref(META, name=f"so-{i}"))) for i in range(5)
+    ]
+    for stream in streams:
+        assert await stream.next() is False
+    await asyncio.wait_for(running.app.stop(), 5)
+    for stream in streams:
+        assert await stream.status() == grpc.StatusCode.OK
+
+
 async def test_push_events_are_counted(serve, fake_backend) -> None:
     running = await serve()
     stream = StreamReader(running.stub.StreamIsActive(ref(META)))
