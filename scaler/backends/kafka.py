@@ -693,9 +693,11 @@ def _all_refuse(servers: Sequence[str], timeout: float) -> bool:
     """
     wait = min(timeout, 0.25)  # a refusal is immediate; silence is the client's to time out
     for server in servers:
-        host, _, port = server.rpartition(":")
+        address = host_port(server)  # validated when parsed
+        if address is None:
+            return False
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=wait).close()
+            socket.create_connection(address, timeout=wait).close()
         except ConnectionRefusedError:
             continue
         except OSError:
@@ -722,10 +724,12 @@ def _sasl_rejection(connection: KafkaConnection, timeout: float) -> str | None:
         "sasl_plain_password": connection.password or "",
     }
     client = SaslMechanismPlain(**config) if mechanism == "PLAIN" else SaslMechanismScram(**config)
-    host, _, port = connection.bootstrap_servers[0].rpartition(":")
-    host = host.strip("[]")
+    address = host_port(connection.bootstrap_servers[0])  # validated when parsed
+    if address is None:
+        return None
+    host = address[0]
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+        with socket.create_connection(address, timeout=timeout) as raw:
             sock = (
                 _ssl_context(connection).wrap_socket(raw, server_hostname=host)
                 if connection.tls

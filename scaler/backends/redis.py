@@ -234,6 +234,8 @@ class _IdleClosingPool(BlockingConnectionPool):
         await super().release(connection)
         now = time.monotonic()
         self._released[connection] = now
+        if len(self._available_connections) <= 1:
+            return  # the usual case, one connection per client: nothing to trim, no second lock
         # under the condition get_connection() takes: no connection can be handed out meanwhile
         async with self._condition:
             idle = [c for c in self._available_connections if c.is_connected]

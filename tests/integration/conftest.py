@@ -42,6 +42,24 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+# --- the shared brokers' own processes ---------------------------------------------------------
+
+#: where scripts/brokers.sh keeps each broker's state, pidfile and log
+RUN_DIR = Path(__file__).resolve().parents[2] / ".run"
+_PIDFILES = {
+    "kafka": RUN_DIR / "kafka" / "kafka.pid",
+    "rabbitmq": RUN_DIR / "rabbitmq" / "node.pid",
+}
+
+
+def broker_pid(broker: str) -> int:
+    """Pid of the shared ``kafka`` or ``rabbitmq`` process itself (the JVM, the Erlang node)."""
+    pidfile = _PIDFILES[broker]
+    if not pidfile.exists():
+        pytest.fail(f"{pidfile} missing: start the brokers with scripts/brokers.sh")
+    return int(pidfile.read_text().split()[0])
+
+
 # --- the shared Redis -------------------------------------------------------------------------
 
 

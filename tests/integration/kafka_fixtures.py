@@ -27,13 +27,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import kafka.errors as kerr
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from tests.integration import brokers_script
 
 __all__ = [
     "KAFKA_BOOTSTRAP_ENV",
@@ -59,10 +60,8 @@ __all__ = [
 REQUIRE_ENV = "SCALER_REQUIRE_INTEGRATION"
 KAFKA_BOOTSTRAP_ENV = "SCALER_TEST_KAFKA_BOOTSTRAP"
 _PREFIX = "SCALER_TEST_KAFKA_"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _CLIENT_ID = "kqs-tests"
 _TIMEOUT_MS = 15_000
-_BROKER_COMMAND_TIMEOUT = 150.0  # brokers.sh waits up to 90 s for a start, 30 s (+10) for a stop
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -436,32 +435,6 @@ class KafkaBrokerControl:
         self.env.pop("SCALER_KAFKA_RESET", None)
         self.stopped = False
 
-    def _argv(self, action: str) -> list[str]:
-        return [str(_REPO_ROOT / "scripts" / "brokers.sh"), action, "kafka"]
-
-    async def _run(self, action: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            *self._argv(action),
-            cwd=_REPO_ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            output, _ = await asyncio.wait_for(
-                process.communicate(), timeout=_BROKER_COMMAND_TIMEOUT
-            )
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        if process.returncode != 0:
-            raise RuntimeError(
-                f"scripts/brokers.sh {action} kafka exited with {process.returncode}:\n"
-                f"{output.decode(errors='replace')}"
-            )
-
     def accepts_connections(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
@@ -472,7 +445,7 @@ class KafkaBrokerControl:
     async def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 30 s) and check its port is closed."""
         self.stopped = True
-        await self._run("stop")
+        await brokers_script.run("stop", "kafka", self.env)
         if self.accepts_connections():
             raise RuntimeError(
                 f"{self.bootstrap} still accepts connections after `brokers.sh stop kafka`: "
@@ -481,7 +454,7 @@ class KafkaBrokerControl:
 
     async def start(self) -> None:
         """Start the broker again (same data) and wait until it serves requests."""
-        await self._run("start")
+        await brokers_script.run("start", "kafka", self.env)
         self.stopped = False
 
     def ensure_running(self) -> None:
@@ -489,12 +462,12 @@ class KafkaBrokerControl:
         if not self.stopped and self.accepts_connections():
             return
         subprocess.run(
-            self._argv("start"),
-            cwd=_REPO_ROOT,
+            brokers_script.argv("start", "kafka"),
+            cwd=brokers_script.REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
             check=True,
-            timeout=_BROKER_COMMAND_TIMEOUT,
+            timeout=brokers_script.COMMAND_TIMEOUT,
         )
         self.stopped = False
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -30,6 +28,8 @@ import aio_pika
 import aio_pika.abc
 import httpx
 import pytest
+
+from tests.integration import brokers_script
 
 __all__ = [
     "AMQP_URL_ENV",
@@ -57,9 +57,6 @@ REQUIRE_ENV = "SCALER_REQUIRE_INTEGRATION"
 AMQP_URL_ENV = "SCALER_TEST_AMQP_URL"
 RABBITMQ_HTTP_ENV = "SCALER_TEST_RABBITMQ_HTTP"
 RABBITMQ_VHOST_ENV = "SCALER_TEST_RABBITMQ_VHOST"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-# brokers.sh waits up to 90 s for a start and about 30 s for a stop
-_BROKER_COMMAND_TIMEOUT = 150.0
 #: how long the management API may take to show a change (statistics every second)
 SETTLE_TIMEOUT = 10.0
 
@@ -460,33 +457,12 @@ class RabbitBrokerControl:
     def __init__(self) -> None:
         self.stopped = False
 
-    async def _brokers(self, action: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            str(_REPO_ROOT / "scripts" / "brokers.sh"),
-            action,
-            "rabbitmq",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), _BROKER_COMMAND_TIMEOUT)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        if process.returncode != 0:
-            raise AssertionError(
-                f"scripts/brokers.sh {action} rabbitmq failed ({process.returncode}):\n"
-                + output.decode(errors="replace")
-            )
-
     async def stop(self) -> None:
         self.stopped = True
-        await self._brokers("stop")
+        await brokers_script.run("stop", "rabbitmq")
 
     async def start(self) -> None:
-        await self._brokers("start")
+        await brokers_script.run("start", "rabbitmq")
         self.stopped = False
 
 

@@ -8,26 +8,19 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
 import pytest
 
 from scaler._proto import externalscaler_pb2 as pb
 from tests.conftest import Running, ref
+from tests.integration.conftest import broker_pid
 from tests.integration.kafka_fixtures import commit, kafka_metadata, produce
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 1.0
-RUN = Path(__file__).resolve().parents[2] / ".run"
-
-
-def _pid(pidfile: Path) -> int:
-    if not pidfile.exists():
-        pytest.fail(f"{pidfile} missing: start the brokers with scripts/brokers.sh")
-    return int(pidfile.read_text().split()[0])
 
 
 async def _errors_in_time(running: Running, metadata: dict[str, str]) -> None:
@@ -60,7 +53,7 @@ async def _value_returns(running: Running, metadata: dict[str, str], seconds: fl
 async def _pause_and_resume(
     serve: Callable[..., Awaitable[Running]],
     metadata: dict[str, str],
-    pidfile: Path,
+    broker: str,
     expected: float,
     interval: float,
 ) -> None:
@@ -70,7 +63,7 @@ async def _pause_and_resume(
     assert await _value_returns(running, metadata, 5) == expected
     stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
     assert await stream.next() is True
-    pid = _pid(pidfile)
+    pid = broker_pid(broker)
     os.kill(pid, signal.SIGSTOP)
     try:
         await _errors_in_time(running, metadata)
@@ -87,7 +80,7 @@ async def test_kafka_paused_then_resumed(serve, kafka_bootstrap, kafka_topic, ka
     await asyncio.to_thread(produce, kafka_bootstrap, topic, 0, 4)
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 1, (topic, 1): 0})
     metadata = kafka_metadata(kafka_bootstrap, group, topic, allowIdleConsumers="true")
-    await _pause_and_resume(serve, metadata, RUN / "kafka" / "kafka.pid", 3, interval=0.2)
+    await _pause_and_resume(serve, metadata, "kafka", 3, interval=0.2)
 
 
 async def test_kafka_killed_then_restarted(
@@ -99,7 +92,7 @@ async def test_kafka_killed_then_restarted(
     running = await serve(backend_timeout=TIMEOUT, cache_ttl=0.0)
     stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
     assert await stream.next() is False
-    os.kill(_pid(RUN / "kafka" / "kafka.pid"), signal.SIGKILL)
+    os.kill(broker_pid("kafka"), signal.SIGKILL)
     await asyncio.sleep(0.5)
     await _errors_in_time(running, metadata)
     await kafka_broker_control.start()
@@ -115,4 +108,4 @@ async def test_rabbitmq_paused_then_resumed(
     queue = await rabbit_queue()
     await amqp_peer.publish(queue, 3)
     metadata = rabbitmq_metadata(queue, "amqp")
-    await _pause_and_resume(serve, metadata, RUN / "rabbitmq" / "node.pid", 3, interval=0.05)
+    await _pause_and_resume(serve, metadata, "rabbitmq", 3, interval=0.05)

@@ -37,11 +37,12 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.keda_pattern import KedaPattern, Outcome
+from bench.loadstats import parse_prometheus, series_sum
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
-from tests.integration.conftest import free_port
+from tests.integration.conftest import broker_pid, free_port
 from tests.integration.kafka_fixtures import (
     commit,
     committed,
@@ -61,7 +62,6 @@ RATE = 150.0  # RPCs per second offered, the load of 50 ScaledObjects polled eve
 OUTAGE = 4.0  # seconds a broker stays down: > TTL + TIMEOUT, so every object sees it
 BACKLOG = 3  # messages waiting on every busy resource
 OBJECTS = 8  # busy ScaledObjects per broker (plus one idle one)
-RUN = Path(__file__).resolve().parents[2] / ".run"
 
 
 @dataclass
@@ -104,10 +104,6 @@ class Record:
 
     outcomes: list[Outcome] = field(default_factory=list)
     health_failures: list[str] = field(default_factory=list)
-
-
-def _pidfile(path: Path) -> Callable[[], int]:
-    return lambda: int(path.read_text().split()[0])
 
 
 # --- the three brokers ---------------------------------------------------------------------------
@@ -164,7 +160,7 @@ async def kafka_under_test(
         kafka_broker_control.port,
         kafka_metadata(kafka_bootstrap, busy_group, busy_topic),
         kafka_metadata(kafka_bootstrap, idle_group, idle_topic),
-        _pidfile(RUN / "kafka" / "kafka.pid"),
+        lambda: broker_pid("kafka"),
         lambda: asyncio.to_thread(lag),
         lambda: asyncio.to_thread(produce, kafka_bootstrap, idle_topic, 0, 1),
         kafka_broker_control.start,
@@ -206,7 +202,7 @@ async def rabbitmq_under_test(
         int(amqp_url.rsplit(":", 1)[1].split("/")[0]),
         rabbitmq_metadata(busy, "amqp"),
         rabbitmq_metadata(idle, "amqp"),
-        _pidfile(RUN / "rabbitmq" / "node.pid"),
+        lambda: broker_pid("rabbitmq"),
         backlog,
         activate,
         rabbitmq_broker_control.start,
@@ -217,16 +213,14 @@ async def rabbitmq_under_test(
 # --- measuring the scaler ------------------------------------------------------------------------
 
 
-def _scrape(metrics_port: int, name: str) -> int:
+def _asyncio_tasks(metrics_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith(f"{name} "):
-                return int(float(line.split()[1]))
-    raise AssertionError(f"{name} not in /metrics")
+        samples = parse_prometheus(reply.read().decode())
+    return int(series_sum(samples, "keda_queue_scaler_asyncio_tasks"))
 
 
 async def _snapshot(scaler_pid: int, metrics_port: int, brokers: list[Broker]) -> Snapshot:
-    tasks = await asyncio.to_thread(_scrape, metrics_port, "keda_queue_scaler_asyncio_tasks")
+    tasks = await asyncio.to_thread(_asyncio_tasks, metrics_port)
     return Snapshot(
         {b.name: len(sockets.between(b.pid(), scaler_pid)) for b in brokers},
         {b.name: len(sockets.to_port(scaler_pid, b.port)) for b in brokers},

@@ -17,12 +17,12 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
+from tests.integration.conftest import RUN_DIR, broker_pid
 from tests.integration.kafka_fixtures import commit, kafka_metadata
 from tests.integration.test_process import _free_port, _wait_serving, scaler_process
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
-RUN = Path(__file__).resolve().parents[2] / ".run"
 
 
 async def _redis_clients(redis_client) -> int:
@@ -73,7 +73,7 @@ async def test_sigterm_under_load(
             await asyncio.sleep(0.1)
         assert len(await rabbitmq_api.connections_of(user)) == 1
         # Kafka counts its clients only over JMX: the broker process's sockets are counted instead
-        kafka_pid = int((RUN / "kafka" / "kafka.pid").read_text().split()[0])
+        kafka_pid = broker_pid("kafka")
         scaler_ends = {s.local for s in sockets.connections(process.pid)}
         assert sockets.between(kafka_pid, process.pid)
 
@@ -116,7 +116,7 @@ async def test_sigterm_under_load(
     node = os.environ.get("SCALER_TEST_RABBITMQ_NODE", "kqs@localhost")
     closes = [
         line
-        for line in (RUN / "rabbitmq" / "log" / f"{node}.log").read_text().splitlines()
+        for line in (RUN_DIR / "rabbitmq" / "log" / f"{node}.log").read_text().splitlines()
         if "closing AMQP connection" in line and f"user: '{user}'" in line
     ]
     assert len(closes) == 1
