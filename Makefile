@@ -35,7 +35,7 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-proto: install  ## regenerate scaler/_proto from protos/externalscaler.proto
+proto: install  ## regenerate scaler/proto from protos/externalscaler.proto
 	@scripts/proto.sh .
 
 proto-check: install  ## fail if the committed generated code differs from a fresh generation

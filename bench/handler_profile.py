@@ -25,9 +25,9 @@ import time
 from typing import Any
 
 from bench.noop_server import NoopServicer
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.app import ScalerApp
 from scaler.backends.base import metric_name
+from scaler.proto import externalscaler_pb2 as pb
 from scaler.server import ExternalScalerServicer
 from scaler.settings import Settings
 

@@ -94,9 +94,9 @@ from bench.loadstats import (
     redis_requests,
     series_sum,
 )
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.backends.base import metric_name
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings, watch_interval_for
 
 RESULTS = ROOT / "bench" / "results"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 #: the RPCs of one round, in KEDA's order
 ROUND = ("GetMetricSpec", "GetMetrics", "IsActive")

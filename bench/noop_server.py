@@ -22,9 +22,9 @@ from typing import Any
 
 import grpc
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.app import _GRPC_OPTIONS
+from scaler.app import GRPC_SERVER_OPTIONS
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -73,7 +73,7 @@ class NoopServicer(pb_grpc.ExternalScalerServicer):
 
 async def serve(port: int, bind_address: str, work: str = "none") -> None:
     """Serve until SIGTERM or SIGINT."""
-    server = grpc.aio.server(options=_GRPC_OPTIONS)
+    server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
     pb_grpc.add_ExternalScalerServicer_to_server(NoopServicer(work), server)
     server.add_insecure_port(f"{bind_address}:{port}")
     await server.start()

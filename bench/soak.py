@@ -29,8 +29,8 @@ import grpc
 import redis.asyncio as aioredis
 
 from bench.keda_pattern import KedaPattern, Outcome
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what a call may answer while a broker is down (and NOT_FOUND: a queue not declared yet)

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from scaler._proto.externalscaler_pb2_grpc import ExternalScalerAsyncStub
+    from scaler.proto.externalscaler_pb2_grpc import ExternalScalerAsyncStub
 
 
 class Holder:

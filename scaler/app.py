@@ -29,8 +29,6 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.backends import build_backends
 from scaler.backends.base import Backend, Measurement
 from scaler.cache import Coalescer
@@ -40,6 +38,8 @@ from scaler.metrics import ScalerMetrics
 from scaler.pool import BackendPool
 from scaler.profiles import ProfileFile
 from scaler.profiles import load as load_profiles
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ExternalScalerServicer
 from scaler.settings import Settings, watch_interval_for
 from scaler.watch import WatchHub
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
 # KEDA sends no keepalive pings; ours detect a dead operator behind a half-open stream.
-_GRPC_OPTIONS = (
+GRPC_SERVER_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -207,7 +207,7 @@ class ScalerApp:
         s = self.settings
         self._httpd = _start_metrics_server(s.bind_address, s.metrics_port, self.registry)
         self.metrics_port = self._httpd.server_port
-        server = grpc.aio.server(options=_GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         servicer = ExternalScalerServicer(
             self.engine, self.hub, self.metrics, self.shutdown, s.max_streams
         )
@@ -231,7 +231,7 @@ class ScalerApp:
         self._server = server
         if s.health_port:
             # kubelet gRPC probes speak plaintext only: health, and nothing else, without TLS
-            health_server = grpc.aio.server(options=_GRPC_OPTIONS)
+            health_server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
             health_pb2_grpc.add_HealthServicer_to_server(self._health, health_server)
             self.health_port = health_server.add_insecure_port(f"{host}:{s.health_port}")
             await health_server.start()

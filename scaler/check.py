@@ -69,7 +69,7 @@ from typing import Any, Final, TextIO
 import yaml
 
 from scaler.engine import Engine
-from scaler.errors import ScalerError
+from scaler.errors import ManifestError, ScalerError
 from scaler.metadata import BACKEND_KEY, FROM_ENV_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,6 @@ _ENV_NOTE: Final = (
     "xxxFromEnv keys are resolved from the environment of this check process "
     "(KEDA resolves them from the scale target's container)"
 )
-
-
-class ManifestError(ScalerError):
-    """The manifest cannot be checked; carries every problem found."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(self.problems))
 
 
 # -- arguments ---------------------------------------------------------------------------------

@@ -6,6 +6,9 @@
     ├── SettingsError                the process configuration is wrong; startup fails fast
     ├── MetadataError                a ScaledObject's scalerMetadata is wrong; lists every problem
     ├── Overloaded                   a limit of this scaler is reached (open streams)
+    ├── InternalError                a bug of ours, reported without its details (see the log)
+    ├── ManifestError                a ScaledObject/ScaledJob manifest cannot be read (tools)
+    ├── RemoteError                  a call to a running scaler failed (tools' gRPC client)
     └── BackendError                 the broker could not answer the question
         ├── BackendUnavailable       cannot connect, connection lost, broker down
         ├── BackendTimeout           the broker did not answer within the time allowed
@@ -15,7 +18,9 @@
         └── UnsupportedResource      the resource exists but cannot be measured (e.g. a string key)
 
 Only ``scaler.server`` turns these into gRPC status codes; everything below it raises them.
-An exception that is not a ``ScalerError`` is a bug and becomes INTERNAL with a traceback.
+An exception that is not a ``ScalerError`` is a bug and becomes INTERNAL with a traceback;
+:class:`InternalError` is that bug once caught and logged where it happened (a watcher's batch),
+so that the subscribers who receive it see a plain message.
 """
 
 from __future__ import annotations
@@ -41,6 +46,27 @@ class MetadataError(ScalerError):
 
 class Overloaded(ScalerError):
     """A configured limit of this process is reached; the caller should retry later."""
+
+
+class InternalError(ScalerError):
+    """A bug of ours, already logged with its traceback; the message says only where."""
+
+
+class ManifestError(ScalerError):
+    """A manifest cannot be read or holds no valid ScaledObject/ScaledJob; every problem found."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class RemoteError(ScalerError):
+    """A call to a running scaler failed; ``code_name`` is the gRPC status (``UNAVAILABLE``...)."""
+
+    def __init__(self, code_name: str, details: str) -> None:
+        self.code_name = code_name
+        self.details = details
+        super().__init__(f"{code_name}: {details}" if details else code_name)
 
 
 class BackendError(ScalerError):

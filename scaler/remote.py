@@ -26,21 +26,12 @@ from typing import Final
 
 import grpc
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.errors import ScalerError
+from scaler.errors import RemoteError
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 #: longest wait for one unary call; KEDA's own calls on the HPA path get about 3 s in all
 DEFAULT_TIMEOUT: Final = 5.0
-
-
-class RemoteError(ScalerError):
-    """A call to the scaler failed; ``code_name`` is the gRPC status (``UNAVAILABLE``, ...)."""
-
-    def __init__(self, code_name: str, details: str) -> None:
-        self.code_name = code_name
-        self.details = details
-        super().__init__(f"{code_name}: {details}" if details else code_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,6 @@ from typing import Any, Final, TypeVar
 
 import grpc
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.backends.base import Trigger
 from scaler.engine import Engine, Parsed
 from scaler.errors import (
@@ -47,6 +45,8 @@ from scaler.errors import (
     UnsupportedResource,
 )
 from scaler.metrics import ScalerMetrics
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)

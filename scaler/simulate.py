@@ -126,12 +126,12 @@ from scaler.check import (
     EXTERNAL_TYPES,
     SCALED_JOB,
     SCALED_OBJECT,
-    ManifestError,
     Replicas,
     ScaledRef,
     load_manifest,
     resolve_from_env,
 )
+from scaler.errors import ManifestError, RemoteError
 
 POLL: Final = "poll"
 HPA: Final = "hpa"
@@ -808,15 +808,15 @@ class RemoteSource:
     async def hpa_metrics(self, spec: ObjectSpec) -> list[HpaMetric]:
         """The HPA's metrics, from one ``GetMetricSpec`` per trigger (K6).
 
-        :raises remote.RemoteError: a trigger has no spec: KEDA could not build the HPA
+        :raises RemoteError: a trigger has no spec: KEDA could not build the HPA
         """
         metrics: list[HpaMetric] = []
         for trigger in spec.triggers:
             try:
                 specs = await self._specs(self._refs[trigger.index])
-            except remote.RemoteError as err:
+            except RemoteError as err:
                 where = f"trigger {trigger.index}: {err.details}"
-                raise remote.RemoteError(err.code_name, where) from None
+                raise RemoteError(err.code_name, where) from None
             for item in specs:
                 metrics.append(
                     HpaMetric(trigger.index, item.name, keda_target(item), trigger.metric_type)
@@ -839,7 +839,7 @@ class RemoteSource:
             await asyncio.gather(*(self._specs_quietly(r) for r in others))
         try:
             specs = await self._specs(ref)
-        except remote.RemoteError as err:
+        except RemoteError as err:
             return TriggerSample(index, error=str(err), spec_failed=True)
         values: dict[str, int] = {}
         active = False
@@ -847,7 +847,7 @@ class RemoteSource:
         for item in specs:
             try:
                 value, active = await self._metric_and_activity(ref, item.name)
-            except remote.RemoteError as err:
+            except RemoteError as err:
                 return TriggerSample(index, values, error=str(err))
             if value is not None:
                 values[item.name] = value
@@ -858,16 +858,16 @@ class RemoteSource:
         for attempt in (1, 2):
             try:
                 specs = await self._client.metric_spec(ref)
-            except remote.RemoteError:
+            except RemoteError:
                 if attempt == 2:
                     raise
                 continue
             if specs:
                 return specs
-        raise remote.RemoteError("EMPTY", "got empty metric spec")
+        raise RemoteError("EMPTY", "got empty metric spec")
 
     async def _specs_quietly(self, ref: remote.ObjectRef) -> None:
-        with contextlib.suppress(remote.RemoteError):
+        with contextlib.suppress(RemoteError):
             await self._client.metric_spec(ref)
 
     async def _metric_and_activity(
@@ -878,7 +878,7 @@ class RemoteSource:
             try:
                 values = await self._client.metrics(ref, name)
                 active = await self._client.is_active(ref)
-            except remote.RemoteError:
+            except RemoteError:
                 if attempt == 2:
                     raise
                 continue
@@ -943,7 +943,7 @@ async def _follow(
     backoff = _STREAM_BACKOFF
     while True:
         clean = False
-        with contextlib.suppress(remote.RemoteError):
+        with contextlib.suppress(RemoteError):
             async with contextlib.aclosing(source.stream(index)) as events:
                 async for active in events:
                     if not active:
@@ -1495,7 +1495,7 @@ async def run(
         source = RemoteSource(client, refs)
         try:
             metrics = await source.hpa_metrics(spec)
-        except remote.RemoteError as err:
+        except RemoteError as err:
             _stderr(f"simulate: {args.address}: KEDA could not build the HPA: {err}")
             return EXIT_READ_FAILED
         bad = [m.key for m in metrics if m.target <= 0]

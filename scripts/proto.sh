@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Generate scaler/_proto from protos/externalscaler.proto.
+# Generate scaler/proto from protos/externalscaler.proto.
 #   scripts/proto.sh .        regenerate in place
 #   scripts/proto.sh --check  generate into a temp dir and fail on any drift from what is committed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generate() {
     local out="$1"
-    mkdir -p "$out/scaler/_proto"
-    # -Iscaler/_proto=protos makes the generated imports read `from scaler._proto import ...`
-    python -m grpc_tools.protoc -Iscaler/_proto=protos \
+    mkdir -p "$out/scaler/proto"
+    # -Iscaler/proto=protos makes the generated imports read `from scaler.proto import ...`
+    python -m grpc_tools.protoc -Iscaler/proto=protos \
         --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" --mypy_grpc_out="$out" \
         protos/externalscaler.proto
 }
@@ -17,8 +17,8 @@ if [[ "${1:-.}" == "--check" ]]; then
     trap 'rm -rf "$tmp"' EXIT
     generate "$tmp"
     status=0
-    for f in "$tmp"/scaler/_proto/*; do
-        name="scaler/_proto/$(basename "$f")"
+    for f in "$tmp"/scaler/proto/*; do
+        name="scaler/proto/$(basename "$f")"
         if ! diff -u "$name" "$f"; then
             echo "proto drift: $name differs from a fresh generation; run 'make proto' and commit" >&2
             status=1

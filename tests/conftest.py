@@ -11,11 +11,11 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.app import ScalerApp
 from scaler.backends import build_backends
 from scaler.backends.base import Backend
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
 from tests.fakes import FakeBackend
 

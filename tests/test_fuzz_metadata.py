@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.backends import build_backends
 from scaler.backends.base import Measurement
 from scaler.cache import Coalescer
 from scaler.engine import Engine
 from scaler.errors import MetadataError
 from scaler.pool import BackendPool
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 
 SECRET = "fuzz-secret-Zq9"

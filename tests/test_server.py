@@ -7,8 +7,8 @@ import asyncio
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.errors import BackendAuthError, BackendTimeout, BackendUnavailable, TargetNotFound
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.fakes import FakeBackend
 

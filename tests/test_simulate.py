@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from scaler import remote, simulate
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.check import ManifestError, Replicas, ScaledRef
+from scaler.check import Replicas, ScaledRef
+from scaler.errors import ManifestError, RemoteError
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.simulate import (
     Behavior,
     Fallback,
@@ -515,12 +516,12 @@ async def test_remote_client_values_and_errors(serve, fake_backend) -> None:
         assert await client.is_active(ref) is True
         async with contextlib.aclosing(client.stream_is_active(ref)) as stream:
             assert await anext(stream) is True
-        with pytest.raises(remote.RemoteError) as err:
+        with pytest.raises(RemoteError) as err:
             await client.metric_spec(remote.ObjectRef("so", "work", {"backend": "fake"}))
         assert err.value.code_name == "INVALID_ARGUMENT"
         assert "name" in err.value.details
         fake_backend.values["jobs"] = BackendError("broker down")
-        with pytest.raises(remote.RemoteError, match=r"^UNAVAILABLE: .*broker down"):
+        with pytest.raises(RemoteError, match=r"^UNAVAILABLE: .*broker down"):
             await client.metrics(ref, "fake-jobs")
     with pytest.raises(RuntimeError, match="outside `async with`"):
         await client.is_active(ref)
@@ -528,7 +529,7 @@ async def test_remote_client_values_and_errors(serve, fake_backend) -> None:
 
 async def test_remote_client_to_nothing_is_unavailable(unused_tcp_port) -> None:
     async with remote.ScalerClient(f"127.0.0.1:{unused_tcp_port}", timeout=2) as client:
-        with pytest.raises(remote.RemoteError) as err:
+        with pytest.raises(RemoteError) as err:
             await client.is_active(remote.ObjectRef("so", "work"))
     assert err.value.code_name == "UNAVAILABLE"
 
@@ -585,7 +586,7 @@ async def test_remote_client_over_mutual_tls(pki) -> None:
         # no client certificate: the server refuses the handshake
         one_way = replace(mtls, cert_file=None, key_file=None)
         async with remote.ScalerClient(f"127.0.0.1:{port}", tls=one_way, timeout=5) as client:
-            with pytest.raises(remote.RemoteError, match=r"^UNAVAILABLE"):
+            with pytest.raises(RemoteError, match=r"^UNAVAILABLE"):
                 await client.is_active(ref)
     finally:
         await server.stop(None)

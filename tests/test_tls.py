@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.errors import SettingsError
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
 from tests.conftest import ref
 from tests.pki import Pki, make_ca, make_leaf, make_pki

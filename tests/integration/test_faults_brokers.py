@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import Running, ref
 from tests.integration.conftest import broker_pid
 from tests.integration.kafka_fixtures import commit, kafka_metadata, produce

@@ -14,7 +14,7 @@ import time
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.streams import StreamReader
 

@@ -38,8 +38,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.keda_pattern import KedaPattern, Outcome
 from bench.loadstats import parse_prometheus, series_sum
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
 from tests.integration.conftest import broker_pid, free_port

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from kafka import TopicPartition
 
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.backends.kafka import ConsumerLag
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.integration.kafka_fixtures import (
     commit,

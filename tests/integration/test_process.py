@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.streams import StreamReader
 

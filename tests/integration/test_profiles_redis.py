@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.integration.test_redis_rpc import scrape
 

@@ -21,9 +21,9 @@ from typing import Any
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
 from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.errors import BackendUnavailable
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.integration.rabbitmq_fixtures import (
     AmqpPeer,

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from scaler._proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.streams import StreamReader
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from scaler import logs
-from scaler._proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.integration.test_redis_rpc import scrape
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from scaler._proto import externalscaler_pb2 as pb
-from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.proto import externalscaler_pb2 as pb
+from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
 from tests.integration.conftest import RUN_DIR, broker_pid

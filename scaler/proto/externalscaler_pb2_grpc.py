@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from scaler._proto import externalscaler_pb2 as scaler_dot___proto_dot_externalscaler__pb2
+from scaler.proto import externalscaler_pb2 as scaler_dot_proto_dot_externalscaler__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in scaler/_proto/externalscaler_pb2_grpc.py depends on'
+        + ' but the generated code in scaler/proto/externalscaler_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class ExternalScalerStub:
         """
         self.IsActive = channel.unary_unary(
                 '/externalscaler.ExternalScaler/IsActive',
-                request_serializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-                response_deserializer=scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
+                request_serializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
                 _registered_method=True)
         self.StreamIsActive = channel.unary_stream(
                 '/externalscaler.ExternalScaler/StreamIsActive',
-                request_serializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-                response_deserializer=scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
+                request_serializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
                 _registered_method=True)
         self.GetMetricSpec = channel.unary_unary(
                 '/externalscaler.ExternalScaler/GetMetricSpec',
-                request_serializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-                response_deserializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+                request_serializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
                 _registered_method=True)
         self.GetMetrics = channel.unary_unary(
                 '/externalscaler.ExternalScaler/GetMetrics',
-                request_serializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
-                response_deserializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricsResponse.FromString,
+                request_serializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
         self.StreamMetricSpec = channel.unary_stream(
                 '/externalscaler.ExternalScaler/StreamMetricSpec',
-                request_serializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-                response_deserializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+                request_serializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+                response_deserializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
                 _registered_method=True)
 
 
@@ -102,28 +102,28 @@ def add_ExternalScalerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'IsActive': grpc.unary_unary_rpc_method_handler(
                     servicer.IsActive,
-                    request_deserializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
-                    response_serializer=scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.SerializeToString,
+                    request_deserializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.SerializeToString,
             ),
             'StreamIsActive': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamIsActive,
-                    request_deserializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
-                    response_serializer=scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.SerializeToString,
+                    request_deserializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.SerializeToString,
             ),
             'GetMetricSpec': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetricSpec,
-                    request_deserializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
-                    response_serializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
+                    request_deserializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
             ),
             'GetMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetrics,
-                    request_deserializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricsRequest.FromString,
-                    response_serializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricsResponse.SerializeToString,
+                    request_deserializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricsRequest.FromString,
+                    response_serializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricsResponse.SerializeToString,
             ),
             'StreamMetricSpec': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamMetricSpec,
-                    request_deserializer=scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
-                    response_serializer=scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
+                    request_deserializer=scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.FromString,
+                    response_serializer=scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -151,8 +151,8 @@ class ExternalScaler:
             request,
             target,
             '/externalscaler.ExternalScaler/IsActive',
-            scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-            scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
+            scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -178,8 +178,8 @@ class ExternalScaler:
             request,
             target,
             '/externalscaler.ExternalScaler/StreamIsActive',
-            scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-            scaler_dot___proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
+            scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            scaler_dot_proto_dot_externalscaler__pb2.IsActiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -205,8 +205,8 @@ class ExternalScaler:
             request,
             target,
             '/externalscaler.ExternalScaler/GetMetricSpec',
-            scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-            scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+            scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -232,8 +232,8 @@ class ExternalScaler:
             request,
             target,
             '/externalscaler.ExternalScaler/GetMetrics',
-            scaler_dot___proto_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
-            scaler_dot___proto_dot_externalscaler__pb2.GetMetricsResponse.FromString,
+            scaler_dot_proto_dot_externalscaler__pb2.GetMetricsRequest.SerializeToString,
+            scaler_dot_proto_dot_externalscaler__pb2.GetMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -259,8 +259,8 @@ class ExternalScaler:
             request,
             target,
             '/externalscaler.ExternalScaler/StreamMetricSpec',
-            scaler_dot___proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
-            scaler_dot___proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
+            scaler_dot_proto_dot_externalscaler__pb2.ScaledObjectRef.SerializeToString,
+            scaler_dot_proto_dot_externalscaler__pb2.GetMetricSpecResponse.FromString,
             options,
             channel_credentials,
             insecure,

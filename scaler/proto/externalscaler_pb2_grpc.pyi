@@ -11,7 +11,7 @@ never rename it, never renumber a field. Regenerate scaler/_proto with `make pro
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from scaler._proto import externalscaler_pb2 as _externalscaler_pb2
+from scaler.proto import externalscaler_pb2 as _externalscaler_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
