@@ -94,12 +94,21 @@ from bench.loadstats import (
     redis_requests,
     series_sum,
 )
+from scaler.app import watch_interval
+from scaler.backends import build_backends
 from scaler.backends.base import metric_name
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.settings import Settings, watch_interval_for
+from scaler.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
+
+
+def _watch_interval(backend: str) -> float:
+    """The watch interval the scaler uses for ``backend`` with its default settings."""
+    return watch_interval(DEFAULTS, build_backends(DEFAULTS.backend_timeout)[backend])
+
+
 SERVER_CPU = 0
 LOAD_CPU = 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -1459,7 +1468,7 @@ class Bench:
             "streams": s.streams,
             "queues": s.stream_queues,
             "connection_identities": 1,
-            "watch_interval_s": watch_interval_for(DEFAULTS, "redis"),
+            "watch_interval_s": _watch_interval("redis"),
         }
         try:
             for mode in self.modes:
@@ -1555,7 +1564,7 @@ class Bench:
         else:
             raise ValueError(f"unknown backend {backend}")
         scaler_backend = backend.split("-")[0]
-        interval = watch_interval_for(DEFAULTS, scaler_backend)
+        interval = _watch_interval(scaler_backend)
         per_lane = math.ceil(s.activations / lanes_n)
         self.say(
             f"  activation {server.mode} {backend}: {per_lane * lanes_n} activations "

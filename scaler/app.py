@@ -30,18 +30,19 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from scaler.backends import build_backends
-from scaler.backends.base import Backend, Measurement
+from scaler.backends.base import AnyBackend, Measurement
 from scaler.cache import Coalescer
-from scaler.engine import Engine
+from scaler.engine import Engine, Observer
 from scaler.errors import SettingsError
+from scaler.keys import ReadKey
 from scaler.metrics import ScalerMetrics
-from scaler.pool import BackendPool
+from scaler.pool import REBUILD_AFTER, RETIRE_AFTER, BackendPool
 from scaler.profiles import ProfileFile
 from scaler.profiles import load as load_profiles
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ExternalScalerServicer
-from scaler.settings import Settings, watch_interval_for
+from scaler.settings import Settings
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -80,33 +81,61 @@ def _start_metrics_server(host: str, port: int, registry: CollectorRegistry) -> 
 
 def build_engine(
     settings: Settings,
-    metrics: ScalerMetrics | None = None,
-    backends: Mapping[str, Backend] | None = None,
+    observer: Observer | None = None,
+    backends: Mapping[str, AnyBackend] | None = None,
+    *,
+    retire_after: float = RETIRE_AFTER,
+    rebuild_after: float = REBUILD_AFTER,
 ) -> Engine:
-    """The engine with every backend, its pool and its coalescer (also used by ``check``).
+    """The engine with its backends, pool and coalescer: the one wiring that the service,
+    ``check``, the tests and the benchmarks share.
 
+    :param observer: receives reads, values and coalescing outcomes (the app's metrics)
     :param backends: the registry to serve (default: every built-in backend)
+    :param retire_after: see :class:`BackendPool` (tests shorten it)
+    :param rebuild_after: see :class:`BackendPool` (tests shorten it)
     """
     if backends is None:
         backends = build_backends(settings.backend_timeout)
     profiles = None
     if settings.profiles:
-        keys = {name: backend.connection_keys for name, backend in backends.items()}
-        profiles = load_profiles(settings.profiles, keys, settings.require_profiles)
-    cache: Coalescer[Measurement] = Coalescer(
+        profiles = load_profiles(
+            settings.profiles, _connection_keys(backends), settings.require_profiles
+        )
+    cache: Coalescer[ReadKey, Measurement] = Coalescer(
         settings.cache_ttl,
-        on_outcome=metrics.coalesced if metrics is not None else None,
+        on_outcome=observer.coalesced if observer is not None else None,
         share=not settings.naive,
     )
     engine = Engine(
         backends,
-        BackendPool(backends, idle_timeout=settings.pool_idle_timeout),
+        BackendPool(
+            backends,
+            settings.pool_idle_timeout,
+            retire_after=retire_after,
+            rebuild_after=rebuild_after,
+        ),
         cache,
         settings.backend_timeout,
-        observer=metrics,
+        observer=observer,
     )
     engine.set_profiles(profiles)
     return engine
+
+
+def watch_interval(settings: Settings, backend: AnyBackend) -> float:
+    """Seconds between a backend's watcher reads: ``--watch-intervals`` names it, else the
+    backend's own default, else ``--watch-interval``."""
+    configured = dict(settings.watch_intervals).get(backend.name)
+    if configured is not None:
+        return configured
+    if backend.watch_interval is not None:
+        return backend.watch_interval
+    return settings.watch_interval
+
+
+def _connection_keys(backends: Mapping[str, AnyBackend]) -> dict[str, frozenset[str]]:
+    return {name: backend.connection_keys() for name, backend in backends.items()}
 
 
 class _TlsFiles:
@@ -173,15 +202,19 @@ class ScalerApp:
         self,
         settings: Settings,
         registry: CollectorRegistry | None = None,
-        backends: Mapping[str, Backend] | None = None,
+        backends: Mapping[str, AnyBackend] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ScalerMetrics(self.registry, settings.max_resource_series)
         self.engine = build_engine(settings, self.metrics, backends)
+        intervals = {
+            name: watch_interval(settings, backend)
+            for name, backend in self.engine.backends.items()
+        }
         self.hub = WatchHub(
             self.engine,
-            lambda backend: watch_interval_for(settings, backend),
+            intervals.__getitem__,
             self.metrics.watcher_count,
             share=not settings.naive,
             max_requests=settings.watch_max_requests,
@@ -295,7 +328,7 @@ class ScalerApp:
                 loop.remove_signal_handler(sig)
 
     async def _reload_profiles(self, profiles_file: ProfileFile) -> None:
-        keys = {name: b.connection_keys for name, b in self.engine.backends.items()}
+        keys = _connection_keys(self.engine.backends)
         while True:
             await asyncio.sleep(_PROFILES_EVERY)
             if not profiles_file.changed():

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Literal, TypeVar
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 Outcome = Literal["hit", "miss", "shared"]
 
@@ -27,7 +28,7 @@ Outcome = Literal["hit", "miss", "shared"]
 _SWEEP_EVERY = 1024
 
 
-class Coalescer(Generic[V]):
+class Coalescer(Generic[K, V]):
     """Share one fetch per key among concurrent callers, and its result for ``ttl`` seconds.
 
     :param ttl: how long a successful result is reused, in seconds (0 disables reuse)
@@ -48,25 +49,18 @@ class Coalescer(Generic[V]):
         self.share = share
         self._on_outcome = on_outcome
         self._clock = clock
-        self._values: dict[Hashable, tuple[float, V]] = {}
-        self._inflight: dict[Hashable, asyncio.Task[V]] = {}
+        self._values: dict[K, tuple[float, V]] = {}
+        self._inflight: dict[K, asyncio.Task[V]] = {}
         self._stores = 0
 
-    async def get(
-        self, key: Hashable, fetch: Callable[[], Awaitable[V]], *, max_age: float | None = None
-    ) -> V:
-        """The value for ``key``: cached if younger than ``max_age`` (default ttl), else fetched.
-
-        ``max_age=0`` asks for a fresh read, but still joins a fetch already in flight.
-        """
+    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        """The value for ``key``: cached if younger than the TTL, else fetched (or joined)."""
         if not self.share:
             self._count("miss")
             return await fetch()
-        limit = self.ttl if max_age is None else max_age
-        cached = self._values.get(key)
-        if cached is not None and limit > 0 and self._clock() - cached[0] < limit:
-            self._count("hit")
-            return cached[1]
+        cached = self.fresh(key)
+        if cached is not None:
+            return cached
         task = self._inflight.get(key)
         if task is None:
             self._count("miss")
@@ -77,7 +71,7 @@ class Coalescer(Generic[V]):
             self._count("shared")
         return await asyncio.shield(task)
 
-    def fresh(self, key: Hashable) -> V | None:
+    def fresh(self, key: K) -> V | None:
         """The value for ``key`` if one younger than the TTL is stored (counted as a hit)."""
         cached = self._values.get(key)
         if cached is not None and self.ttl > 0 and self._clock() - cached[0] < self.ttl:
@@ -85,15 +79,10 @@ class Coalescer(Generic[V]):
             return cached[1]
         return None
 
-    def put(self, key: Hashable, value: V) -> None:
+    def put(self, key: K, value: V) -> None:
         """Store a value read elsewhere (a watcher's batch), so lookups within the TTL reuse it."""
         if self.share:
             self._store(key, value)
-
-    def peek(self, key: Hashable) -> V | None:
-        """The last stored value for ``key`` whatever its age, without fetching."""
-        cached = self._values.get(key)
-        return None if cached is None else cached[1]
 
     @property
     def inflight(self) -> int:
@@ -111,7 +100,7 @@ class Coalescer(Generic[V]):
         await asyncio.gather(*tasks, return_exceptions=True)
         self._values.clear()
 
-    async def _run(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> V:
+    async def _run(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
         try:
             value = await fetch()
             self._store(key, value)
@@ -119,13 +108,13 @@ class Coalescer(Generic[V]):
         finally:
             self._inflight.pop(key, None)
 
-    def _store(self, key: Hashable, value: V) -> None:
+    def _store(self, key: K, value: V) -> None:
         now = self._clock()
         self._values[key] = (now, value)
         self._stores += 1
         if self._stores % _SWEEP_EVERY == 0:
-            # keep the last value of recently read keys (peek), drop the long-expired ones
-            horizon = max(self.ttl, 1.0) * 60
+            # drop values long expired, so memory follows the live key set
+            horizon = self.ttl  # an older value is never served
             stale = [k for k, (at, _) in self._values.items() if now - at > horizon]
             for k in stale:
                 del self._values[k]

@@ -442,13 +442,13 @@ async def _evaluate(
         notes=tuple(_scrub(n, secrets) for n in notes),
     )
     try:
-        trigger = engine.trigger(metadata)
-        result = replace(result, backend=trigger.backend)
-        metric_name, target = trigger.metric_name(), float(trigger.target)
+        parsed = engine.parse(metadata)
+        result = replace(result, backend=parsed.backend)
+        metric_name, target = parsed.metric_name, float(parsed.target)
         result = replace(result, metric_name=metric_name, target=target)
         if not target > 0:
             raise ScalerError(f"target {target:g} is not greater than 0")
-        evaluation = await engine.evaluate(trigger, budget=budget)
+        evaluation = await engine.evaluate(parsed, budget=budget)
     except ScalerError as err:
         return replace(result, error=_scrub(str(err), secrets))
     except Exception as err:

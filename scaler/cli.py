@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from scaler import __version__, check, logs, simulate
 from scaler.app import ScalerApp, build_engine
+from scaler.backends import quiet_loggers
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
 
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"keda-queue-scaler {__version__}\n")
         return 0
     if args.command == "simulate":
-        logs.configure("text", "WARNING")
+        logs.configure("text", "WARNING", quiet_loggers())
         return asyncio.run(simulate.run(args, environment(), sys.stdout))
     try:
         settings = Settings.load(vars(args))
@@ -52,10 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            logs.configure(settings.log_format, settings.log_level)
+            logs.configure(settings.log_format, settings.log_level, quiet_loggers())
             asyncio.run(_serve(settings))
             return 0
-        logs.configure(settings.log_format, "WARNING")
+        logs.configure(settings.log_format, "WARNING", quiet_loggers())
         return asyncio.run(_check(args, settings))
     except SettingsError as err:
         sys.stderr.write(f"keda-queue-scaler: {err}\n")

@@ -1,15 +1,19 @@
-"""From trigger metadata to a shared, bounded, observed measurement.
+"""From trigger metadata to a shared, bounded, observed measurement, and the trigger's view of it.
 
-The engine owns the path every RPC takes below the gRPC layer::
+The engine owns the path every RPC and every watcher takes below the gRPC layer::
 
-    metadata --parse (memoised)--> Trigger --coalesce--> pool client --measure--> Measurement
+    metadata --parse (memoised)--> Parsed --coalesce--> pool client --read--> Measurement
+                                                                      --assess--> Evaluation
 
-* :meth:`Engine.trigger` selects the backend from the ``backend`` key and parses the rest; the
-  outcome (trigger or MetadataError) is memoised per distinct metadata, because KEDA sends the
-  same map on every call.
-* :meth:`Engine.measure` coalesces by (backend, connection identity, resource), bounds the broker
-  call by the backend timeout, retries once on a fresh client after a connection error (KEDA's
-  rebuild-once rule), and reports each read to an :class:`Observer`.
+* :meth:`Engine.parse` selects the backend from the ``backend`` key and parses the rest; the
+  outcome (a :class:`Parsed` or a MetadataError) is memoised per distinct metadata, because KEDA
+  sends the same map on every call, unary or stream.
+* :meth:`Engine.measure` coalesces by :class:`~scaler.keys.ReadKey`; :meth:`measure_batch` reads
+  many resources of one connection at once (watchers). Both go through one read path,
+  :meth:`Engine._attempt`: bounded by the backend timeout, retried once on a fresh client after
+  a connection error (KEDA's rebuild-once rule), reported to an :class:`Observer`; then each
+  measurement gets the facts that span reads (:class:`~scaler.state.MemoryHistory`).
+* :meth:`Engine.assess` is the one place a measurement becomes a value and an activity.
 
 It knows nothing of gRPC or Prometheus.
 """
@@ -20,32 +24,30 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
-from scaler.backends.base import (
-    Backend,
-    BackendClient,
-    BatchClient,
-    ClosableBackend,
-    Evaluation,
-    Measurement,
-    Trigger,
-)
+from scaler.backends.base import AnyBackend, Client, Evaluation, Measurement, Trigger
 from scaler.cache import Coalescer
 from scaler.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    InternalError,
     MetadataError,
     ScalerError,
 )
-from scaler.metadata import BACKEND_KEY, quote
+from scaler.keys import ConnectionKey, ReadKey
+from scaler.metadata import BACKEND_KEY
 from scaler.pool import BackendPool
 from scaler.profiles import Profiles
+from scaler.state import MemoryHistory
+from scaler.values import quote
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: a hostile or broken request costs one cheap error, not a parse of megabytes
 MAX_METADATA_KEYS: Final = 256
@@ -63,6 +65,9 @@ class Observer(Protocol):
     def measured(self, backend: str, resource: str, value: float) -> None:
         """A successful measurement of ``resource`` (a secret-free label)."""
 
+    def coalesced(self, result: str) -> None:
+        """A measurement lookup was a ``hit``, a ``miss`` or ``shared`` (the coalescer's)."""
+
 
 class _NullObserver:
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
@@ -71,63 +76,56 @@ class _NullObserver:
     def measured(self, backend: str, resource: str, value: float) -> None:
         pass
 
-
-class CacheKey:
-    """What a measurement is keyed by: (backend, connection identity, resource), hashed once.
-
-    The dataclasses inside hash field by field; a parsed trigger keeps its key, so the hot path
-    (a cache hit per KEDA call) never hashes them again.
-    """
-
-    __slots__ = ("_hash", "parts")
-
-    def __init__(self, trigger: Trigger) -> None:
-        self.parts = (trigger.backend, trigger.connection, trigger.resource)
-        self._hash = hash(self.parts)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CacheKey) and other.parts == self.parts
-
-    def __repr__(self) -> str:
-        return f"CacheKey({self.parts[0]}, {type(self.parts[2]).__name__})"
+    def coalesced(self, result: str) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A parsed trigger with what every RPC derives from it, computed once."""
+    """A parsed trigger with what every RPC derives from it, computed once.
 
-    trigger: Trigger
-    key: CacheKey
+    :param backend: the backend's name (``backend: <name>``)
+    :param key: what the trigger reads (connection key + resource), hashed once
+    :param metric_name: KEDA's metric name for the trigger
+    """
+
+    backend: str
+    trigger: Trigger[Any, Any]
+    key: ReadKey
     metric_name: str
+
+    @property
+    def target(self) -> float:
+        return self.trigger.target
 
 
 class Engine:
-    """Parses triggers and measures them through the coalescer and the pool.
+    """Parses triggers, measures them through the coalescer and the pool, and assesses them.
 
     :param backends: the registry, by name
-    :param pool: clients per connection identity
+    :param pool: clients per connection key
     :param cache: coalescer of measurements
     :param backend_timeout: upper bound of one broker read, retry included, in seconds
     :param observer: receives read outcomes and values
+    :param history: facts that span reads (Kafka's persistent lag)
     :param parse_cache_size: distinct metadata maps whose parse outcome is remembered
     """
 
     def __init__(
         self,
-        backends: Mapping[str, Backend],
+        backends: Mapping[str, AnyBackend],
         pool: BackendPool,
-        cache: Coalescer[Measurement],
+        cache: Coalescer[ReadKey, Measurement],
         backend_timeout: float,
         observer: Observer | None = None,
+        history: MemoryHistory | None = None,
         parse_cache_size: int = 20_000,
     ) -> None:
         self.backends = backends
         self.pool = pool
         self.cache = cache
         self.backend_timeout = backend_timeout
+        self.history = history if history is not None else MemoryHistory()
         self._observer: Observer = observer or _NullObserver()
         self._parsed: OrderedDict[Hashable, Parsed | MetadataError] = OrderedDict()
         self._parse_cache_size = parse_cache_size
@@ -138,12 +136,8 @@ class Engine:
         self.profiles = profiles
         self._parsed.clear()
 
-    def trigger(self, metadata: Mapping[str, str]) -> Trigger:
-        """Parse ``scalerMetadata``; raises :class:`MetadataError` listing every problem."""
-        return self.parse(metadata).trigger
-
     def parse(self, metadata: Mapping[str, str], memo_key: bytes | None = None) -> Parsed:
-        """Parse ``scalerMetadata`` (memoised); raises :class:`MetadataError`.
+        """Parse ``scalerMetadata`` (memoised); raises :class:`MetadataError` listing every problem.
 
         :param memo_key: the request's deterministic serialization, if the caller has it: a
             key made in C instead of walking the map in Python (the gRPC hot path)
@@ -158,8 +152,7 @@ class Engine:
         outcome = self._parsed.get(key)
         if outcome is None:
             try:
-                trigger = self._parse(metadata)
-                outcome = Parsed(trigger, CacheKey(trigger), trigger.metric_name())
+                outcome = self._parse(metadata)
             except MetadataError as err:
                 outcome = err
             self._parsed[key] = outcome
@@ -169,7 +162,7 @@ class Engine:
             raise MetadataError(outcome.problems)
         return outcome
 
-    def _parse(self, metadata: Mapping[str, str]) -> Trigger:
+    def _parse(self, metadata: Mapping[str, str]) -> Parsed:
         if self.profiles is not None:
             metadata = self.profiles.resolve(metadata)
         name = metadata.get(BACKEND_KEY, "").strip()
@@ -182,30 +175,20 @@ class Engine:
             raise MetadataError(
                 [f"{BACKEND_KEY}: {quote(name)} must be one of [{', '.join(self.backends)}]"]
             )
-        return backend.parse(metadata)
+        trigger = backend.parse(metadata)
+        key = ReadKey(ConnectionKey(name, trigger.connection), trigger.resource)
+        return Parsed(name, trigger, key, trigger.metric_name())
 
-    async def measure(
-        self,
-        trigger: Trigger,
-        *,
-        budget: float | None = None,
-        fresh: bool = False,
-        key: CacheKey | None = None,
-    ) -> Measurement:
+    async def measure(self, parsed: Parsed, *, budget: float | None = None) -> Measurement:
         """The trigger's resource, read at most once per coalescing window.
 
         :param budget: how long this caller waits (its own deadline); the shared read itself is
             bounded by ``backend_timeout`` so other callers are not cut short by this one
-        :param fresh: bypass the TTL (watchers), still joining a read already in flight
-        :param key: the trigger's cache key, if the caller has it (see :class:`Parsed`)
         """
-        if key is None:
-            key = CacheKey(trigger)
-        if not fresh:
-            # the common case under KEDA's polling: no timer, no task, no await
-            cached = self.cache.fresh(key)
-            if cached is not None:
-                return cached
+        # the common case under KEDA's polling: no timer, no task, no await
+        cached = self.cache.fresh(parsed.key)
+        if cached is not None:
+            return cached
         if budget is None or budget >= self.backend_timeout:
             # the shared read times itself out (and reports it); this is only a safety net
             wait = self.backend_timeout + _SAFETY_MARGIN
@@ -213,92 +196,78 @@ class Engine:
             wait = budget
         try:
             async with asyncio.timeout(wait):
-                return await self.cache.get(
-                    key, lambda: self._read(trigger), max_age=0 if fresh else None
-                )
+                return await self.cache.get(parsed.key, lambda: self._read(parsed))
         except TimeoutError:
             raise BackendTimeout(
-                f"{trigger.backend} {trigger.resource_label()}: "
+                f"{parsed.backend} {parsed.trigger.resource_label()}: "
                 f"no answer within {min(wait, self.backend_timeout):.3g}s"
             ) from None
 
+    async def evaluate(self, parsed: Parsed, *, budget: float | None = None) -> Evaluation:
+        """Measure and assess: the metric value and the activity KEDA gets."""
+        return self.assess(parsed, await self.measure(parsed, budget=budget))
+
+    def assess(self, parsed: Parsed, measurement: Measurement) -> Evaluation:
+        """The trigger's options applied to a measurement: every RPC and stream decides here."""
+        return parsed.trigger.evaluate(measurement)
+
     async def measure_batch(
-        self, triggers: Sequence[Trigger]
-    ) -> tuple[dict[Hashable, Measurement | ScalerError], int]:
+        self, batch: Sequence[Parsed]
+    ) -> tuple[dict[ReadKey, Measurement | ScalerError], int]:
         """Fresh reads of many resources on one connection, in as few broker requests as the
         backend allows (watchers); results also refresh the coalescing cache.
 
-        :param triggers: triggers on one (backend, connection), one per resource
-        :returns: per resource, its measurement or error; and the broker requests it cost
+        :param batch: triggers on one connection key
+        :returns: per read key, its measurement or error; and the broker requests it cost
         """
-        first = triggers[0]
-        resources = list(dict.fromkeys(t.resource for t in triggers))
-        labels = {t.resource: t.resource_label() for t in triggers}
-        keys = {t.resource: CacheKey(t) for t in triggers}
-        start = time.perf_counter()
-        reason = "cancelled"
+        first = batch[0]
+        by_key = {parsed.key: parsed for parsed in batch}
+        resources = [key.resource for key in by_key]
+        what = f"{first.trigger.resource_label()} (read with {len(by_key) - 1} more)"
         try:
-            async with asyncio.timeout(self.backend_timeout):
-                raw, cost = await self._batch_with_rebuild(first, resources)
-            reason = "ok"
-        except TimeoutError:
-            reason = BackendTimeout.reason
-            error: ScalerError = BackendTimeout(
-                f"{first.backend} {first.resource_label()} (read with {len(resources) - 1} more): "
-                f"no answer within {self.backend_timeout:.3g}s"
+            raw, cost = await self._attempt(
+                first.key.connection, what, lambda client: client.measure_many(resources)
             )
-            return dict.fromkeys(resources, error), len(resources)
         except ScalerError as err:
-            reason = err.reason if isinstance(err, BackendError) else "error"
-            return dict.fromkeys(resources, err), len(resources)
-        finally:
-            self._observer.backend_read(first.backend, reason, time.perf_counter() - start)
-        results: dict[Hashable, Measurement | ScalerError] = {}
-        for resource in resources:
-            outcome = raw.get(resource)
+            return dict.fromkeys(by_key, err), len(by_key)
+        results: dict[ReadKey, Measurement | ScalerError] = {}
+        for key, parsed in by_key.items():
+            outcome = raw.get(key.resource)
             if isinstance(outcome, Measurement):
-                self.cache.put(keys[resource], outcome)
-                self._observer.measured(first.backend, labels[resource], outcome.value)
-                results[resource] = outcome
+                measurement = await self._accept(parsed, outcome)
+                self.cache.put(key, measurement)
+                results[key] = measurement
             elif isinstance(outcome, ScalerError):
-                results[resource] = outcome
+                results[key] = outcome
             else:
-                log.error("batch read of %s failed: %r", labels[resource], outcome)
-                results[resource] = ScalerError("internal error while reading; see the log")
+                log.error("batch read of %s failed: %r", parsed.trigger.resource_label(), outcome)
+                results[key] = InternalError("internal error while reading; see the log")
         return results, cost
 
-    async def _batch_with_rebuild(
-        self, trigger: Trigger, resources: list[Hashable]
-    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
-        for attempt in (1, 2):
-            client = self.pool.get(trigger.backend, trigger.connection)
-            try:
-                return await _read_many(client, resources)
-            except BackendUnavailable as err:
-                if attempt == 2 or self.pool.is_new(client):
-                    raise
-                log.info("rebuilding %s client after: %s", trigger.backend, err)
-                await self.pool.invalidate(trigger.backend, trigger.connection, client)
-        raise AssertionError("unreachable")
+    async def _read(self, parsed: Parsed) -> Measurement:
+        resource = parsed.key.resource
+        measurement = await self._attempt(
+            parsed.key.connection,
+            parsed.trigger.resource_label(),
+            lambda client: client.measure(resource),
+        )
+        return await self._accept(parsed, measurement)
 
-    async def evaluate(
-        self, trigger: Trigger, *, budget: float | None = None, key: CacheKey | None = None
-    ) -> Evaluation:
-        """Measure and apply the trigger's options: the metric value and the activity."""
-        return trigger.evaluate(await self.measure(trigger, budget=budget, key=key))
-
-    async def _read(self, trigger: Trigger) -> Measurement:
+    async def _attempt(
+        self, key: ConnectionKey, what: str, read: Callable[[Client[Any]], Awaitable[T]]
+    ) -> T:
+        """The one read path: timeout, rebuild once after a connection error, observation."""
         start = time.perf_counter()
         reason = "cancelled"  # unless it ends otherwise: shutdown cancels reads in flight
         try:
             async with asyncio.timeout(self.backend_timeout):
-                measurement = await self._read_with_rebuild(trigger)
+                outcome = await self._with_rebuild(key, read)
             reason = "ok"
+            return outcome
         except TimeoutError:
             reason = BackendTimeout.reason
             raise BackendTimeout(
-                f"{trigger.backend} {trigger.resource_label()}: "
-                f"no answer within {self.backend_timeout:.3g}s"
+                f"{key.backend} {what}: no answer within {self.backend_timeout:.3g}s"
             ) from None
         except BackendError as err:
             reason = err.reason
@@ -310,46 +279,38 @@ class Engine:
             reason = "bug"
             raise
         finally:
-            self._observer.backend_read(trigger.backend, reason, time.perf_counter() - start)
-        self._observer.measured(trigger.backend, trigger.resource_label(), measurement.value)
-        return measurement
+            self._observer.backend_read(key.backend, reason, time.perf_counter() - start)
 
-    async def _read_with_rebuild(self, trigger: Trigger) -> Measurement:
-        client = self.pool.get(trigger.backend, trigger.connection)
+    async def _with_rebuild(
+        self, key: ConnectionKey, read: Callable[[Client[Any]], Awaitable[T]]
+    ) -> T:
+        client = self.pool.get(key)
         try:
-            return await client.measure(trigger.resource)
+            return await read(client)
         except BackendUnavailable as err:
             if self.pool.is_new(client):
                 raise  # the broker is down, not this client's connections
             # A pooled connection may have died with the broker; one retry on a fresh client
             # tells a restarted broker from a down one (KEDA rebuilds its scaler the same way).
-            log.info("rebuilding %s client after: %s", trigger.backend, err)
-            await self.pool.invalidate(trigger.backend, trigger.connection, client)
-            client = self.pool.get(trigger.backend, trigger.connection)
-            return await client.measure(trigger.resource)
+            log.info("rebuilding %s client after: %s", key.backend, err)
+            await self.pool.invalidate(key, client)
+            return await read(self.pool.get(key))
+
+    async def _accept(self, parsed: Parsed, measurement: Measurement) -> Measurement:
+        """A fresh measurement, with the facts that span reads, reported."""
+        trigger = parsed.trigger
+        measurement = await self.backends[parsed.backend].remember(
+            trigger.connection, trigger.resource, measurement, self.history, time.monotonic()
+        )
+        self._observer.measured(parsed.backend, trigger.resource_label(), measurement.value)
+        return measurement
 
     async def aclose(self) -> None:
         """Cancel shared reads in flight, close every backend client, then the backends."""
         await self.cache.aclose()
         await self.pool.aclose_all()
         for backend in self.backends.values():
-            if isinstance(backend, ClosableBackend):
-                backend.close()
-
-
-async def _read_many(
-    client: BackendClient, resources: list[Hashable]
-) -> tuple[dict[Hashable, Measurement | BaseException], int]:
-    if isinstance(client, BatchClient):
-        return await client.measure_many(resources)
-    # no batch API: one read per resource, concurrently; a connection failure fails the batch
-    outcomes = await asyncio.gather(*(client.measure(r) for r in resources), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BackendUnavailable) or (
-            isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
-        ):
-            raise outcome
-    return dict(zip(resources, outcomes, strict=True)), len(resources)
+            await backend.aclose()
 
 
 def _check_size(metadata: Mapping[str, str]) -> None:

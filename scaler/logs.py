@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Final
 
 CONTEXT_KEYS: Final = ("scaled_object", "backend", "rpc", "code", "duration_ms", "resource")
@@ -53,8 +54,11 @@ class TextFormatter(logging.Formatter):
         return f"{head} {context}{sep}{tail}"
 
 
-def configure(log_format: str = "text", level: str = "INFO") -> None:
-    """Send every log record to stderr in the chosen format."""
+def configure(log_format: str = "text", level: str = "INFO", quiet: Iterable[str] = ()) -> None:
+    """Send every log record to stderr in the chosen format.
+
+    :param quiet: loggers of broker client libraries (each backend names its own)
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
@@ -63,8 +67,7 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Broker libraries log every failed connect at ERROR; each failure reaches KEDA and our own
-    # log as one error of ours, so theirs would only repeat it (and kafka-python's DEBUG output
-    # includes its SASL password).
+    # log as one error of ours, so theirs would only repeat it.
     logging.getLogger("asyncio").setLevel(logging.WARNING)
-    for noisy in ("aiormq", "aio_pika", "kafka"):
+    for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)

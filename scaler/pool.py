@@ -1,6 +1,8 @@
 """One backend client per connection identity, shared by every trigger that names it.
 
-Clients are built lazily by the backend (``Backend.connect`` does no I/O; a client connects on
+Clients are keyed by :class:`~scaler.keys.ConnectionKey` (backend name, connection identity),
+built when a trigger is parsed. They are built lazily by the backend (``Backend.connect`` does
+no I/O; a client connects on
 first use), so creation needs no lock: it happens synchronously on the event loop and two RPCs
 can never build two clients for one identity. After a connection error the engine invalidates
 the client and retries once on a fresh one (KEDA's "rebuild once on error"). Clients idle for
@@ -13,17 +15,22 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from scaler.backends.base import Backend, BackendClient
+from scaler.backends.base import AnyBackend, Client
+from scaler.keys import ConnectionKey
 
 log = logging.getLogger(__name__)
 
-PoolKey = tuple[str, Hashable]
+#: seconds an invalidated client stays open for the reads still using it
+RETIRE_AFTER: Final = 5.0
+#: seconds a new client must live before a failure rebuilds it
+REBUILD_AFTER: Final = 1.0
 
 
 class BackendPool:
-    """Live clients keyed by (backend name, connection identity).
+    """Live clients by connection key.
 
     :param backends: the registry, by backend name
     :param idle_timeout: seconds without use after which :meth:`evict_idle` closes a client
@@ -33,35 +40,35 @@ class BackendPool:
 
     def __init__(
         self,
-        backends: Mapping[str, Backend],
+        backends: Mapping[str, AnyBackend],
         idle_timeout: float = 600.0,
+        *,
+        retire_after: float = RETIRE_AFTER,
+        rebuild_after: float = REBUILD_AFTER,
         clock: Callable[[], float] = time.monotonic,
-        retire_after: float = 5.0,
-        rebuild_after: float = 1.0,
     ) -> None:
         self._retire_after = retire_after
         self._rebuild_after = rebuild_after
-        self._retiring: set[BackendClient] = set()
-        self._born: weakref.WeakKeyDictionary[BackendClient, float] = weakref.WeakKeyDictionary()
+        self._retiring: set[Client[Any]] = set()
+        self._born: weakref.WeakKeyDictionary[Client[Any], float] = weakref.WeakKeyDictionary()
         self._backends = backends
         self._idle_timeout = idle_timeout
         self._clock = clock
-        self._clients: dict[PoolKey, tuple[BackendClient, float]] = {}
+        self._clients: dict[ConnectionKey, tuple[Client[Any], float]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
-    def get(self, backend: str, connection: Hashable) -> BackendClient:
+    def get(self, key: ConnectionKey) -> Client[Any]:
         """The client for this identity, built on first use."""
-        key = (backend, connection)
         entry = self._clients.get(key)
         if entry is None:
-            client = self._backends[backend].connect(connection)
+            client = self._backends[key.backend].connect(key.connection)
             self._born[client] = self._clock()
         else:
             client = entry[0]
         self._clients[key] = (client, self._clock())
         return client
 
-    def is_new(self, client: BackendClient) -> bool:
+    def is_new(self, client: Client[Any]) -> bool:
         """Built less than ``rebuild_after`` seconds ago: rebuilding it again would not help.
 
         After a broker restart an old client may hold dead connections, so the engine rebuilds
@@ -71,13 +78,12 @@ class BackendPool:
         born = self._born.get(client)
         return born is not None and self._clock() - born < self._rebuild_after
 
-    async def invalidate(self, backend: str, connection: Hashable, client: BackendClient) -> None:
+    async def invalidate(self, key: ConnectionKey, client: Client[Any]) -> None:
         """Forget ``client`` (unless another caller already replaced it) and close it later.
 
         Other reads may still be using it: closing it under them would turn their answers into
         errors of ours, so it is closed after ``retire_after`` seconds (at once on shutdown).
         """
-        key = (backend, connection)
         entry = self._clients.get(key)
         if entry is not None and entry[0] is client:
             del self._clients[key]
@@ -88,7 +94,7 @@ class BackendPool:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _retire(self, client: BackendClient) -> None:
+    async def _retire(self, client: Client[Any]) -> None:
         try:
             await asyncio.sleep(self._retire_after)
         finally:
@@ -120,7 +126,7 @@ class BackendPool:
         await asyncio.gather(*(_close_quietly(c) for c in clients))
 
 
-async def _close_quietly(client: BackendClient) -> None:
+async def _close_quietly(client: Client[Any]) -> None:
     try:
         await client.aclose()
     except Exception:  # a broken connection may fail to close; it is being dropped anyway

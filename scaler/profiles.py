@@ -38,7 +38,8 @@ from typing import Any, Final
 import yaml
 
 from scaler.errors import MetadataError, SettingsError
-from scaler.metadata import BACKEND_KEY, FROM_ENV_SUFFIX, quote
+from scaler.metadata import BACKEND_KEY, FROM_ENV_SUFFIX
+from scaler.values import quote
 
 log = logging.getLogger(__name__)
 

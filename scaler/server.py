@@ -32,7 +32,6 @@ from typing import Any, Final, TypeVar
 
 import grpc
 
-from scaler.backends.base import Trigger
 from scaler.engine import Engine, Parsed
 from scaler.errors import (
     BackendAuthError,
@@ -115,9 +114,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         async def metrics() -> pb.GetMetricsResponse:
             parsed = self._parse(ref)
             _check_metric_name(request.metricName, parsed.metric_name)
-            evaluation = await self._engine.evaluate(
-                parsed.trigger, budget=_budget(context), key=parsed.key
-            )
+            evaluation = await self._engine.evaluate(parsed, budget=_budget(context))
             return pb.GetMetricsResponse(
                 metricValues=[
                     pb.MetricValue(
@@ -133,9 +130,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         async def active() -> pb.IsActiveResponse:
             parsed = self._parse(request)
-            evaluation = await self._engine.evaluate(
-                parsed.trigger, budget=_budget(context), key=parsed.key
-            )
+            evaluation = await self._engine.evaluate(parsed, budget=_budget(context))
             return pb.IsActiveResponse(result=evaluation.active)
 
         return await self._call("IsActive", request, context, active)
@@ -150,10 +145,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         open and silent; it ends with status OK when the service shuts down.
         """
         method = "StreamIsActive"
-        async with self._stream(method, request, context) as trigger:
+        async with self._stream(method, request, context) as parsed:
             last: bool | None = None
             failing = False
-            async with self._hub.subscribe(trigger) as subscription:
+            async with self._hub.subscribe(parsed) as subscription:
                 async for item in subscription:
                     if isinstance(item, ScalerError):
                         # once per outage, not once per watch interval
@@ -163,14 +158,14 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                             level,
                             "stream open, resource unreadable, nothing sent: %s",
                             item,
-                            extra=_extra(request, method, trigger),
+                            extra=_extra(request, method, parsed),
                         )
                         continue
                     failing = False
-                    active = trigger.evaluate(item).active
+                    active = self._engine.assess(parsed, item).active
                     if last is None or (active and not last):
                         self._metrics.pushed(
-                            trigger.backend, "initial" if last is None else "activation"
+                            parsed.backend, "initial" if last is None else "activation"
                         )
                         yield pb.IsActiveResponse(result=active)
                     last = active
@@ -183,8 +178,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         A trigger's specs are a function of its metadata, which cannot change under an open
         stream (KEDA reopens streams on every ScaledObject change).
         """
-        async with self._stream("StreamMetricSpec", request, context):
-            yield _spec_response(self._parse(request))
+        async with self._stream("StreamMetricSpec", request, context) as parsed:
+            yield _spec_response(parsed)
             await self._shutdown.wait()
 
     def _parse(self, ref: pb.ScaledObjectRef) -> Parsed:
@@ -252,7 +247,7 @@ class _StreamScope:
         self._start = time.perf_counter()
         self._code = grpc.StatusCode.OK
 
-    async def __aenter__(self) -> Trigger:
+    async def __aenter__(self) -> Parsed:
         servicer = self._servicer
         servicer._metrics.stream_opened(self._method)
         servicer.open_streams += 1
@@ -262,7 +257,7 @@ class _StreamScope:
                     f"{servicer._max_streams} streams are open, the most this scaler accepts "
                     "(--max-streams); KEDA will retry"
                 )
-            return servicer._engine.trigger(self._ref.scalerMetadata)
+            return servicer._parse(self._ref)
         except ScalerError as err:
             await self.__aexit__(type(err), err, None)
             raise
@@ -304,24 +299,24 @@ def _sync(fn: Callable[[], R]) -> Callable[[], Awaitable[R]]:
 
 
 def _spec_response(parsed: Parsed) -> pb.GetMetricSpecResponse:
-    trigger = parsed.trigger
     return pb.GetMetricSpecResponse(
         metricSpecs=[
             pb.MetricSpec(
                 metricName=parsed.metric_name,
-                targetSize=math.ceil(trigger.target),
-                targetSizeFloat=trigger.target,
+                targetSize=math.ceil(parsed.target),
+                targetSizeFloat=parsed.target,
             )
         ]
     )
 
 
 def _check_metric_name(requested: str, ours: str) -> None:
-    name = requested.strip().lower()
-    if not name or name == ours:
+    # the HPA may ask in lower case (keda#4954), and KEDA < 2.7 with the `sN-` prefix
+    name = requested.strip().casefold()
+    if not name or name == ours.casefold():
         return
     prefix = _TRIGGER_PREFIX.match(name)
-    if prefix is not None and name[prefix.end() :] == ours:
+    if prefix is not None and name[prefix.end() :] == ours.casefold():
         return
     raise MetadataError(
         [
@@ -339,9 +334,9 @@ def _budget(context: Context) -> float | None:
     return max(remaining - _REPLY_MARGIN, 0.0)
 
 
-def _extra(ref: pb.ScaledObjectRef, method: str, trigger: Trigger | None = None) -> dict[str, Any]:
+def _extra(ref: pb.ScaledObjectRef, method: str, parsed: Parsed | None = None) -> dict[str, Any]:
     extra: dict[str, Any] = {"scaled_object": f"{ref.namespace}/{ref.name}", "rpc": method}
-    backend = trigger.backend if trigger is not None else ref.scalerMetadata.get("backend")
+    backend = parsed.backend if parsed is not None else ref.scalerMetadata.get("backend")
     if backend:
         extra["backend"] = backend[:32]
     return extra

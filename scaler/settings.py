@@ -118,12 +118,15 @@ class Settings:
         10.0, _seconds, "seconds in-flight RPCs get to finish on SIGTERM"
     )
     watch_interval: float = _setting(
-        0.1, _positive_seconds, "seconds between reads of watched resources (StreamIsActive)"
+        0.1,
+        _positive_seconds,
+        "seconds between reads of watched resources (StreamIsActive) for a backend without a "
+        "default of its own",
     )
     watch_intervals: tuple[tuple[str, float], ...] = _setting(
-        (("redis", 0.025), ("rabbitmq", 0.05), ("kafka", 0.2)),
+        (),
         _intervals,
-        "per-backend watch intervals, backend=seconds,... (override --watch-interval)",
+        "per-backend watch intervals, backend=seconds,... (override each backend's default)",
     )
     watch_max_requests: float = _setting(
         40.0, _positive, "broker requests per second one connection's watchers may cost"
@@ -163,7 +166,7 @@ class Settings:
             flag = "--" + f.name.replace("_", "-")
             default = f.default
             if isinstance(default, tuple):
-                default = ",".join(f"{k}={v:g}" for k, v in default)
+                default = ",".join(f"{k}={v:g}" for k, v in default) or "none"
             parser.add_argument(
                 flag,
                 dest=f.name,
@@ -204,11 +207,6 @@ class Settings:
         if problems:
             raise SettingsError("invalid settings: " + "; ".join(problems))
         return cls(**values)
-
-
-def watch_interval_for(settings: Settings, backend: str) -> float:
-    """The watch interval of a backend: its own entry, else ``--watch-interval``."""
-    return dict(settings.watch_intervals).get(backend, settings.watch_interval)
 
 
 def env_name(field_name: str) -> str:

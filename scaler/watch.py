@@ -1,8 +1,8 @@
 """Shared watchers behind StreamIsActive: one reader per resource, one batch per connection.
 
-A :class:`WatchHub` keeps one :class:`_Watcher` per (backend, connection identity, resource),
-however many streams subscribe to it, and groups the watchers of one connection under a
-:class:`_Batch`: every ``interval`` the batch reads all of its resources through
+A :class:`WatchHub` keeps one :class:`_Watcher` per :class:`~scaler.keys.ReadKey`, however many
+streams subscribe to it, and groups the watchers of one :class:`~scaler.keys.ConnectionKey`
+under a :class:`_Batch`: every ``interval`` the batch reads all of its resources through
 :meth:`Engine.measure_batch` in as few broker requests as the backend allows (one script call
 for every watched Redis list, one ListOffsets per Kafka leader, one management call per RabbitMQ
 vhost), and hands each result, a :class:`~scaler.backends.base.Measurement` or the
@@ -15,9 +15,10 @@ Broker load is bounded per connection, not per stream: a batch never starts soon
 current state without waiting for the interval.
 
 Subscribers keep only the latest item: a slow stream skips stale measurements instead of
-queueing them. Activity is not decided here: each subscriber applies its own trigger's
-thresholds, so streams with different activation values share one watcher. A watcher stops when
-its last subscriber leaves, and a batch when its last watcher does.
+queueing them. Activity is not decided here: each subscriber has the engine assess the item
+with its own trigger's thresholds, so streams with different activation values share one
+watcher. A watcher stops when its last subscriber leaves, and a batch when its last watcher
+does.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import TYPE_CHECKING
 
-from scaler.backends.base import Measurement, Trigger
-from scaler.errors import ScalerError
+from scaler.backends.base import Measurement
+from scaler.errors import InternalError, ScalerError
 
 if TYPE_CHECKING:
-    from scaler.engine import Engine
+    from scaler.engine import Engine, Parsed
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ class Subscription:
 class _Watcher:
     """The subscribers of one resource and the last item read for it."""
 
-    def __init__(self, trigger: Trigger, batch: _Batch) -> None:
-        self.trigger = trigger
+    def __init__(self, parsed: Parsed, batch: _Batch) -> None:
+        self.parsed = parsed
         self.batch = batch
         self.subscribers: set[Subscription] = set()
         self.latest: Item | None = None
@@ -123,31 +124,33 @@ class WatchHub:
         """Connections currently read by a batch task."""
         return len(self._batches)
 
-    def subscribers(self, trigger: Trigger) -> int:
+    def subscribers(self, parsed: Parsed) -> int:
         """How many streams share the watcher of this trigger's resource (0 if none)."""
-        watcher = self._watchers.get(_key(trigger))
+        watcher = self._watchers.get(parsed.key)
         return 0 if watcher is None else len(watcher.subscribers)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, trigger: Trigger) -> AsyncIterator[Subscription]:
+    async def subscribe(self, parsed: Parsed) -> AsyncIterator[Subscription]:
         """Receive every read of the trigger's resource until the block exits or the hub closes."""
         subscription = Subscription()
         if self._closed:
             subscription.close()
             yield subscription
             return
-        own = () if self._share else (id(subscription),)
-        key = (*_key(trigger), *own)
+        # naive mode: a watcher and a batch of its own for every subscription
+        key: Hashable = parsed.key if self._share else (parsed.key, id(subscription))
         watcher = self._watchers.get(key)
         if watcher is None:
-            batch_key = (trigger.backend, trigger.connection, *own)
+            connection = parsed.key.connection
+            batch_key: Hashable = connection if self._share else (connection, id(subscription))
             batch = self._batches.get(batch_key)
             if batch is None:
                 batch = self._batches[batch_key] = _Batch()
                 batch.task = asyncio.get_running_loop().create_task(
-                    self._run(batch), name=f"watch {trigger.backend} {trigger.resource_label()}"
+                    self._run(batch),
+                    name=f"watch {parsed.backend} {parsed.trigger.resource_label()}",
                 )
-            watcher = self._watchers[key] = _Watcher(trigger, batch)
+            watcher = self._watchers[key] = _Watcher(parsed, batch)
             batch.watchers[key] = watcher
             batch.wake.set()  # the new resource's state at once, not after the interval
             self._count()
@@ -178,16 +181,17 @@ class WatchHub:
         while batch.watchers:
             batch.wake.clear()
             watchers = list(batch.watchers.values())
-            trigger = watchers[0].trigger
+            first = watchers[0].parsed
             started = loop.time()
             try:
-                results, cost = await self._engine.measure_batch([w.trigger for w in watchers])
+                results, cost = await self._engine.measure_batch([w.parsed for w in watchers])
             except Exception as err:  # a bug must not stop every stream of the connection
-                log.exception("watcher batch of %s failed", trigger.resource_label())
-                failure = ScalerError(f"internal error while reading: {type(err).__name__}")
-                results, cost = {w.trigger.resource: failure for w in watchers}, len(watchers)
+                log.exception("watcher batch of %s failed", first.trigger.resource_label())
+                failure = InternalError(f"internal error while reading: {type(err).__name__}")
+                results = dict.fromkeys((w.parsed.key for w in watchers), failure)
+                cost = len(watchers)
             for watcher in watchers:
-                item = results[watcher.trigger.resource]
+                item = results[watcher.parsed.key]
                 previous, watcher.latest = watcher.latest, item
                 if _same(previous, item):
                     continue  # nothing new: idle streams are not woken 40 times a second
@@ -197,7 +201,7 @@ class WatchHub:
             # when a new watcher joins, so a new stream gets its state at once
             budget_end = started + cost / self._max_requests
             await asyncio.sleep(max(budget_end - loop.time(), 0.0))
-            remaining = started + self._interval(trigger.backend) - loop.time()
+            remaining = started + self._interval(first.backend) - loop.time()
             if remaining > 0 and not batch.wake.is_set():
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
                 # cancellation that arrives as the event is set, and the batch would run on
@@ -235,7 +239,3 @@ def _same(previous: Item | None, item: Item) -> bool:
     if isinstance(previous, ScalerError) and isinstance(item, ScalerError):
         return type(previous) is type(item) and str(previous) == str(item)
     return False
-
-
-def _key(trigger: Trigger) -> tuple[Hashable, ...]:
-    return (trigger.backend, trigger.connection, trigger.resource)

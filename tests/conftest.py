@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry
 
 from scaler.app import ScalerApp
 from scaler.backends import build_backends
-from scaler.backends.base import Backend
+from scaler.backends.base import AnyBackend
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.settings import Settings
 from tests.fakes import FakeBackend
+from tests.registry import BACKENDS
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +63,33 @@ class Running:
         return f"127.0.0.1:{self.app.grpc_port}"
 
     def sample(self, name: str, labels: Mapping[str, str] | None = None) -> float:
-        return self.registry.get_sample_value(name, dict(labels or {})) or 0.0
+        """The value of one series; see :func:`sample`."""
+        return sample(self.registry, name, labels)
+
+
+_SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum")
+
+
+def sample(
+    registry: CollectorRegistry, name: str, labels: Mapping[str, str] | None = None
+) -> float:
+    """The value of one series: 0 only for a child of a registered family that was never
+    touched (a counter nobody incremented); a family that is not registered, or a label it does
+    not have, fails the test, so a renamed metric cannot pass an ``== 0`` assertion."""
+    wanted = dict(labels or {})
+    value = registry.get_sample_value(name, wanted)
+    if value is not None:
+        return value
+    families = {family.name: family for family in registry.collect()}
+    base = next((name.removesuffix(s) for s in _SUFFIXES if name.endswith(s)), name)
+    family = families.get(name) or families.get(base)
+    if family is None:
+        raise AssertionError(f"no metric family {name!r} in the registry")
+    seen = {key for s in family.samples for key in s.labels}
+    unknown = set(wanted) - seen - {"le"}
+    if family.samples and unknown:
+        raise AssertionError(f"{name} has no label {sorted(unknown)} (its labels: {sorted(seen)})")
+    return 0.0
 
 
 def ref(
@@ -78,7 +105,7 @@ async def serve(fake_backend: FakeBackend) -> AsyncIterator[Callable[..., Any]]:
 
     async def start(**overrides: Any) -> Running:
         settings = replace(TEST_SETTINGS, **overrides)
-        backends: dict[str, Backend] = dict(build_backends(settings.backend_timeout))
+        backends: dict[str, AnyBackend] = build_backends(settings.backend_timeout, BACKENDS)
         backends["fake"] = fake_backend
         registry = CollectorRegistry()
         app = ScalerApp(settings, registry, backends)

@@ -7,12 +7,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
+from scaler.backends.base import Backend, Batch, Client, Evaluation, Measurement, Trigger
+from scaler.backends.base import metric_name as kedas_metric_name
 from scaler.errors import BackendError
-from scaler.metadata import MetadataReader, number, text
+from scaler.metadata import Reading, param
+from scaler.values import number
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeParams:
+    name: str = param("name")
+    target: float = param("target", number, default=5.0)
+    activation: float = param("activation", number, default=0.0)
+    address: str = param("address", default="fake:1", connection=True)
+    password: str | None = param("password", default=None, secret=True, connection=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,31 +32,32 @@ class FakeConnection:
     password: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class FakeTrigger:
-    connection: FakeConnection
-    resource: str
-    target: float = 5.0
-    activation: float = 0.0
-    backend: str = "fake"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeTrigger(Trigger[FakeConnection, str]):
+    params: FakeParams
+
+    @property
+    def target(self) -> float:
+        return self.params.target
 
     def metric_name(self) -> str:
-        return metric_name("fake", self.resource)
+        return kedas_metric_name("fake", self.resource)
 
     def resource_label(self) -> str:
         return f"{self.connection.address}/{self.resource}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        return Evaluation(measurement.value, measurement.value > self.activation)
+        return Evaluation(measurement.value, measurement.value > self.params.activation)
 
 
-class FakeBackend:
+class FakeBackend(Backend[FakeParams, FakeConnection, str]):
     """Values per resource in ``values``; an exception there is raised by ``measure``."""
 
     name = "fake"
-    connection_keys = frozenset({"address", "password"})
+    params = FakeParams
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 1.0) -> None:
+        super().__init__(timeout)
         self.values: dict[str, float | BaseException] = {}
         self.reads: dict[str, int] = {}
         self.delay = 0.0
@@ -53,30 +65,27 @@ class FakeBackend:
         self.swallow_cancel = False
         self.clients: list[FakeClient] = []
 
-    def parse(self, raw: Mapping[str, str]) -> FakeTrigger:
-        r = MetadataReader(raw, "fake")
-        name = r.get("name", text)
-        target = r.get("target", number, default=5.0)
-        activation = r.get("activation", number, default=0.0)
-        address = r.get("address", text, default="fake:1")
-        password = r.get("password", text, default=None, secret=True)
-        r.finish()
-        assert name is not None
-        return FakeTrigger(FakeConnection(address, password), name, target, activation)
+    def build(self, params: FakeParams, reading: Reading) -> FakeTrigger | None:
+        if reading.failed:
+            return None
+        return FakeTrigger(
+            connection=FakeConnection(params.address, params.password),
+            resource=params.name,
+            params=params,
+        )
 
-    def connect(self, connection: Hashable) -> BackendClient:
+    def connect(self, connection: FakeConnection) -> FakeClient:
         client = CancelLosingClient(self) if self.swallow_cancel else FakeClient(self)
         self.clients.append(client)
         return client
 
 
-class FakeClient:
+class FakeClient(Client[str]):
     def __init__(self, backend: FakeBackend) -> None:
         self.backend = backend
         self.closed = False
 
-    async def measure(self, resource: Hashable) -> Measurement:
-        assert isinstance(resource, str)
+    async def measure(self, resource: str) -> Measurement:
         self.backend.reads[resource] = self.backend.reads.get(resource, 0) + 1
         if self.backend.delay:
             try:
@@ -96,9 +105,7 @@ class FakeClient:
 class CancelLosingClient(FakeClient):
     """A batch client whose reads lose a cancellation that arrives during the delay."""
 
-    async def measure_many(
-        self, resources: Sequence[Hashable]
-    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+    async def measure_many(self, resources: Sequence[str]) -> Batch[str]:
         return {r: await self.measure(r) for r in resources}, len(resources)
 
 

@@ -32,7 +32,7 @@ def counting_fetch(result: object = 42, delay: float = 0.0):
 
 async def test_concurrent_callers_share_one_fetch() -> None:
     outcomes: list[str] = []
-    cache: Coalescer[object] = Coalescer(1.0, on_outcome=outcomes.append)
+    cache: Coalescer[str, object] = Coalescer(1.0, on_outcome=outcomes.append)
     fetch, calls = counting_fetch(delay=0.05)
     results = await asyncio.gather(*(cache.get("k", fetch) for _ in range(200)))
     assert results == [42] * 200
@@ -43,7 +43,7 @@ async def test_concurrent_callers_share_one_fetch() -> None:
 
 async def test_result_reused_within_ttl_and_refetched_after() -> None:
     clock = Clock()
-    cache: Coalescer[object] = Coalescer(1.0, clock=clock)
+    cache: Coalescer[str, object] = Coalescer(1.0, clock=clock)
     fetch, calls = counting_fetch()
     await cache.get("k", fetch)
     clock.now += 0.9
@@ -54,23 +54,15 @@ async def test_result_reused_within_ttl_and_refetched_after() -> None:
     assert calls["n"] == 2
 
 
-async def test_fresh_read_bypasses_ttl() -> None:
-    cache: Coalescer[object] = Coalescer(10.0)
-    fetch, calls = counting_fetch()
-    await cache.get("k", fetch)
-    await cache.get("k", fetch, max_age=0)
-    assert calls["n"] == 2
-
-
 async def test_different_keys_do_not_share() -> None:
-    cache: Coalescer[object] = Coalescer(1.0)
+    cache: Coalescer[str, object] = Coalescer(1.0)
     fetch, calls = counting_fetch()
     await asyncio.gather(cache.get("a", fetch), cache.get("b", fetch))
     assert calls["n"] == 2
 
 
 async def test_errors_reach_every_waiter_and_are_never_cached() -> None:
-    cache: Coalescer[object] = Coalescer(10.0)
+    cache: Coalescer[str, object] = Coalescer(10.0)
     fetch, calls = counting_fetch(ValueError("broker down"), delay=0.02)
     results = await asyncio.gather(
         *(cache.get("k", fetch) for _ in range(5)), return_exceptions=True
@@ -80,11 +72,11 @@ async def test_errors_reach_every_waiter_and_are_never_cached() -> None:
     with pytest.raises(ValueError, match="broker down"):
         await cache.get("k", fetch)
     assert calls["n"] == 2
-    assert cache.peek("k") is None
+    assert cache.fresh("k") is None  # the failure was not stored
 
 
 async def test_cancelled_caller_does_not_cancel_the_shared_fetch() -> None:
-    cache: Coalescer[object] = Coalescer(1.0)
+    cache: Coalescer[str, object] = Coalescer(1.0)
     fetch, calls = counting_fetch(delay=0.1)
     first = asyncio.create_task(cache.get("k", fetch))
     second = asyncio.create_task(cache.get("k", fetch))
@@ -93,12 +85,12 @@ async def test_cancelled_caller_does_not_cancel_the_shared_fetch() -> None:
     assert await second == 42
     assert first.cancelled()
     assert calls["n"] == 1
-    assert cache.peek("k") == 42
+    assert cache.fresh("k") == 42  # the shared fetch finished and stored its value
 
 
 async def test_failure_with_every_waiter_cancelled_is_not_reported_as_unretrieved() -> None:
     # filterwarnings=error and asyncio's "exception was never retrieved" would fail this test
-    cache: Coalescer[object] = Coalescer(1.0)
+    cache: Coalescer[str, object] = Coalescer(1.0)
     fetch, _ = counting_fetch(ValueError("late failure"), delay=0.05)
     waiter = asyncio.create_task(cache.get("k", fetch))
     await asyncio.sleep(0.01)
@@ -108,7 +100,7 @@ async def test_failure_with_every_waiter_cancelled_is_not_reported_as_unretrieve
 
 
 async def test_aclose_cancels_fetches_in_flight() -> None:
-    cache: Coalescer[object] = Coalescer(1.0)
+    cache: Coalescer[str, object] = Coalescer(1.0)
     fetch, _ = counting_fetch(delay=10)
     waiter = asyncio.create_task(cache.get("k", fetch))
     await asyncio.sleep(0.01)
@@ -119,7 +111,7 @@ async def test_aclose_cancels_fetches_in_flight() -> None:
 
 
 async def test_naive_mode_shares_nothing() -> None:
-    cache: Coalescer[object] = Coalescer(10.0, share=False)
+    cache: Coalescer[str, object] = Coalescer(10.0, share=False)
     fetch, calls = counting_fetch(delay=0.01)
     await asyncio.gather(*(cache.get("k", fetch) for _ in range(5)))
     await cache.get("k", fetch)

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from scaler import check
+from scaler.backends.base import Trigger
 from scaler.cache import Coalescer
 from scaler.engine import Engine
 from scaler.errors import BackendAuthError, BackendUnavailable
 from scaler.pool import BackendPool
-from tests.fakes import FakeBackend, FakeTrigger
+from tests.fakes import FakeBackend, FakeConnection
 
 
 class RecordingBackend(FakeBackend):
@@ -28,7 +29,7 @@ class RecordingBackend(FakeBackend):
         super().__init__()
         self.parsed: list[dict[str, str]] = []
 
-    def parse(self, raw: Mapping[str, str]) -> FakeTrigger:
+    def parse(self, raw: Mapping[str, str]) -> Trigger[FakeConnection, str]:
         self.parsed.append(dict(raw))
         return super().parse(raw)
 

@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 
+from scaler.app import build_engine
 from scaler.backends.base import Measurement
-from scaler.cache import Coalescer
 from scaler.engine import MAX_METADATA_BYTES, MAX_METADATA_KEYS, Engine
 from scaler.errors import BackendAuthError, BackendTimeout, BackendUnavailable, MetadataError
-from scaler.pool import BackendPool
+from scaler.pool import REBUILD_AFTER
+from scaler.settings import Settings
 from tests.fakes import FakeBackend, FakeClient
 
 META = {"backend": "fake", "name": "q"}
@@ -27,28 +28,34 @@ class Recorder:
     def measured(self, backend: str, resource: str, value: float) -> None:
         self.values.append((backend, resource, value))
 
+    def coalesced(self, result: str) -> None:
+        pass
 
-def make_engine(fake: FakeBackend, observer: Recorder | None = None, ttl: float = 0.0) -> Engine:
-    backends = {"fake": fake}
-    cache: Coalescer[Measurement] = Coalescer(ttl)
-    return Engine(
-        backends,
-        BackendPool(backends, retire_after=0.0, rebuild_after=0.0),
-        cache,
-        backend_timeout=0.5,
-        observer=observer,
+
+def make_engine(
+    fake: FakeBackend,
+    observer: Recorder | None = None,
+    ttl: float = 0.0,
+    rebuild_after: float = 0.0,
+) -> Engine:
+    return build_engine(
+        Settings(cache_ttl=ttl, backend_timeout=0.5),
+        observer,
+        {"fake": fake},
+        retire_after=0.0,
+        rebuild_after=rebuild_after,
     )
 
 
 def test_parse_outcome_is_memoised_including_errors() -> None:
     fake = FakeBackend()
     engine = make_engine(fake)
-    assert engine.trigger(META) is engine.trigger(dict(META))
+    assert engine.parse(META) is engine.parse(dict(META))
     bad = {"backend": "fake"}
     with pytest.raises(MetadataError) as first:
-        engine.trigger(bad)
+        engine.parse(bad)
     with pytest.raises(MetadataError) as second:
-        engine.trigger(bad)
+        engine.parse(bad)
     assert (
         first.value.problems == second.value.problems == ("fake: missing required parameter name",)
     )
@@ -58,16 +65,16 @@ def test_oversized_metadata_is_refused_before_parsing() -> None:
     engine = make_engine(FakeBackend())
     many = {f"k{i}": "v" for i in range(MAX_METADATA_KEYS + 1)}
     with pytest.raises(MetadataError, match="keys"):
-        engine.trigger({**META, **many})
+        engine.parse({**META, **many})
     with pytest.raises(MetadataError, match="larger than"):
-        engine.trigger({**META, "blob": "x" * (MAX_METADATA_BYTES + 1)})
+        engine.parse({**META, "blob": "x" * (MAX_METADATA_BYTES + 1)})
 
 
 async def test_connection_error_rebuilds_the_client_once_and_retries() -> None:
     fake = FakeBackend()
     recorder = Recorder()
     engine = make_engine(fake, recorder)
-    trigger = engine.trigger(META)
+    trigger = engine.parse(META)
     fake.values["q"] = 4
     await engine.measure(trigger)
     first = fake.clients[0]
@@ -75,7 +82,7 @@ async def test_connection_error_rebuilds_the_client_once_and_retries() -> None:
     failing_once = {"left": 1}
     original = FakeClient.measure
 
-    async def flaky(self: FakeClient, resource: object) -> Measurement:
+    async def flaky(self: FakeClient, resource: str) -> Measurement:
         if self is first and failing_once["left"]:
             failing_once["left"] -= 1
             raise BackendUnavailable("connection reset")
@@ -98,7 +105,7 @@ async def test_persistent_outage_fails_after_one_retry() -> None:
     engine = make_engine(fake, recorder)
     fake.values["q"] = BackendUnavailable("refused")
     with pytest.raises(BackendUnavailable):
-        await engine.measure(engine.trigger(META))
+        await engine.measure(engine.parse(META))
     assert fake.reads["q"] == 2  # the read and the one retry
     assert recorder.reads == [("fake", "unavailable")]
     assert recorder.values == []
@@ -109,7 +116,7 @@ async def test_other_errors_are_not_retried() -> None:
     engine = make_engine(fake)
     fake.values["q"] = BackendAuthError("bad password")
     with pytest.raises(BackendAuthError):
-        await engine.measure(engine.trigger(META))
+        await engine.measure(engine.parse(META))
     assert fake.reads["q"] == 1
     assert len(fake.clients) == 1
 
@@ -120,7 +127,7 @@ async def test_slow_backend_is_a_timeout_reported_to_the_observer() -> None:
     recorder = Recorder()
     engine = make_engine(fake, recorder)
     with pytest.raises(BackendTimeout, match=r"no answer within 0\.5s"):
-        await engine.measure(engine.trigger(META))
+        await engine.measure(engine.parse(META))
     await engine.aclose()
     assert recorder.reads == [("fake", "timeout")]
 
@@ -130,9 +137,7 @@ async def test_caller_budget_shorter_than_backend_timeout_does_not_cut_others_sh
     fake.delay = 0.2
     fake.values["q"] = 9
     engine = make_engine(fake)
-    trigger = engine.trigger(META)
-    import asyncio
-
+    trigger = engine.parse(META)
     impatient = asyncio.create_task(engine.measure(trigger, budget=0.05))
     patient = asyncio.create_task(engine.measure(trigger))
     with pytest.raises(BackendTimeout):
@@ -144,8 +149,8 @@ async def test_caller_budget_shorter_than_backend_timeout_does_not_cut_others_sh
 async def test_aclose_closes_every_client() -> None:
     fake = FakeBackend()
     engine = make_engine(fake)
-    await engine.measure(engine.trigger(META))
-    await engine.measure(engine.trigger({**META, "address": "other:2"}))
+    await engine.measure(engine.parse(META))
+    await engine.measure(engine.parse({**META, "address": "other:2"}))
     assert len(engine.pool) == 2
     await engine.aclose()
     assert all(client.closed for client in fake.clients)
@@ -154,13 +159,10 @@ async def test_aclose_closes_every_client() -> None:
 
 async def test_a_client_built_moments_ago_is_not_rebuilt_while_the_broker_is_down() -> None:
     fake = FakeBackend()
-    backends = {"fake": fake}
-    engine = Engine(
-        backends, BackendPool(backends), Coalescer[Measurement](0.0), backend_timeout=0.5
-    )
+    engine = make_engine(fake, rebuild_after=REBUILD_AFTER)
     fake.values["q"] = BackendUnavailable("refused")
     for _ in range(5):
         with pytest.raises(BackendUnavailable):
-            await engine.measure(engine.trigger(META))
+            await engine.measure(engine.parse(META))
     assert fake.reads["q"] == 5  # no retry per read: the client is new, the broker is down
     assert len(fake.clients) == 1  # and no client churn through the outage

@@ -19,90 +19,47 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scaler.app import build_engine
 from scaler.backends import build_backends
 from scaler.backends.base import Measurement
-from scaler.cache import Coalescer
-from scaler.engine import Engine
 from scaler.errors import MetadataError
-from scaler.pool import BackendPool
+from scaler.metadata import declared
 from scaler.proto import externalscaler_pb2 as pb
+from scaler.settings import Settings
+from scaler.values import resource_name
 from tests.conftest import ref
+from tests.registry import BACKENDS
 
 SECRET = "fuzz-secret-Zq9"
-#: examples per backend case of the parsing property: 4 cases (3 backends and none) in CI
+#: examples per backend case of the parsing property (every registered backend, and none)
 EXAMPLES = int(os.environ.get("SCALER_FUZZ_EXAMPLES", "2600"))
 # loopback ports where nothing listens: a parsed trigger can only fail to connect
 CLOSED = ["127.0.0.1:1", "127.0.0.1:9", "[::1]:1", "localhost:1"]
-
-KEYS = {
-    "redis": [
-        "address",
-        "addresses",
-        "host",
-        "hosts",
-        "port",
-        "ports",
-        "username",
-        "password",
-        "databaseIndex",
-        "enableTLS",
-        "tls",
-        "unsafeSsl",
-        "listName",
-        "listLength",
-        "activationListLength",
-    ],
-    "kafka": [
-        "bootstrapServers",
-        "consumerGroup",
-        "topic",
-        "lagThreshold",
-        "activationLagThreshold",
-        "offsetResetPolicy",
-        "allowIdleConsumers",
-        "excludePersistentLag",
-        "scaleToZeroOnInvalidOffset",
-        "limitToPartitionsWithLag",
-        "ensureEvenDistributionOfPartitions",
-        "partitionLimitation",
-        "sasl",
-        "username",
-        "password",
-        "tls",
-        "unsafeSsl",
-        "ca",
-        "cert",
-        "key",
-        "keyPassword",
-        "persistentLagSeconds",
-        "oauthTokenEndpointUri",
-        "scopes",
-        "oauthExtensions",
-    ],
-    "rabbitmq": [
-        "host",
-        "protocol",
-        "queueName",
-        "mode",
-        "value",
-        "activationValue",
-        "queueLength",
-        "vhostName",
-        "useRegex",
-        "operation",
-        "pageSize",
-        "excludeUnacknowledged",
-        "timeout",
-        "username",
-        "password",
-        "unsafeSsl",
-        "tls",
-        "ca",
-        "cert",
-        "key",
-        "keyPassword",
-    ],
+#: what replaces a declared endpoint over gRPC, by its kind: never a generated host
+CLOSED_BY_KIND = {
+    "host:port": CLOSED,
+    "host": ["127.0.0.1", "localhost"],
+    "port": ["1", "9"],
+    "uri": ["amqp://127.0.0.1:1/%2F", "http://127.0.0.1:1/vh", "https://127.0.0.1:1/token"],
 }
+
+#: every declared key (aliases included) of every registered backend
+KEYS = {cls.name: [n for _, p in declared(cls.params) for n in p.names] for cls in BACKENDS}
+#: the kind of endpoint each key names, where it names one
+ENDPOINTS = {
+    cls.name: {n: p.endpoint for _, p in declared(cls.params) if p.endpoint for n in p.names}
+    for cls in BACKENDS
+}
+#: every value a declaration names: its choices and its default
+DECLARED_VALUES = sorted(
+    {
+        str(value).lower() if isinstance(value, bool) else str(value)
+        for cls in BACKENDS
+        for _, p in declared(cls.params)
+        for value in (*p.choices, p.default)
+        if value is not None and not p.required
+    }
+)
 CHOICES = [
     "",
     " ",
@@ -119,26 +76,6 @@ CHOICES = [
     "false",
     "TRUE",
     "yes",
-    "enable",
-    "disable",
-    "latest",
-    "earliest",
-    "none",
-    "plaintext",
-    "scram_sha512",
-    "gssapi",
-    "oauthbearer",
-    "QueueLength",
-    "MessageRate",
-    "DeliverGetRate",
-    "PublishedToDeliveredRatio",
-    "ExpectedQueueConsumptionTime",
-    "sum",
-    "max",
-    "avg",
-    "amqp",
-    "http",
-    "auto",
     "1,2,10-20",
     "3-1",
     "x" * 300,
@@ -156,6 +93,7 @@ CHOICES = [
     f"redis://:{SECRET}@127.0.0.1:1",
     "ftp://x",
     "://",
+    *DECLARED_VALUES,
 ]
 values = st.one_of(st.sampled_from(CHOICES), st.text(max_size=40))
 
@@ -174,12 +112,8 @@ def metadata(draw: st.DrawFn, backend: str | None = None) -> dict[str, str]:
     return meta
 
 
-def make_engine() -> Engine:
-    backends = build_backends(timeout=0.3)
-    return Engine(backends, BackendPool(backends), Coalescer[Measurement](0.0), 0.3)
-
-
-ENGINE = make_engine()
+FUZZ_SETTINGS = Settings(cache_ttl=0.0, backend_timeout=0.3)
+ENGINE = build_engine(FUZZ_SETTINGS, backends=build_backends(0.3, BACKENDS))
 MEASUREMENTS = [
     Measurement(0.0),
     Measurement(7.0, {"type": "list"}),
@@ -227,7 +161,7 @@ def test_parsing_returns_a_trigger_or_one_metadata_error(
 ) -> None:
     meta = data.draw(metadata(backend))
     try:
-        trigger = ENGINE.trigger(meta)
+        trigger = ENGINE.parse(meta).trigger
     except MetadataError as err:
         error: MetadataError | None = err
     else:
@@ -251,24 +185,28 @@ def test_parsing_returns_a_trigger_or_one_metadata_error(
         assert math.isfinite(evaluation.value)
 
 
-@pytest.mark.parametrize(
-    ("meta", "key"),
-    [
-        ({"backend": "redis", "address": "127.0.0.1:1"}, "listName"),
-        ({"backend": "kafka", "bootstrapServers": "127.0.0.1:1", "topic": "t"}, "consumerGroup"),
-        ({"backend": "kafka", "bootstrapServers": "127.0.0.1:1", "consumerGroup": "g"}, "topic"),
-        ({"backend": "rabbitmq", "host": "amqp://127.0.0.1:1/%2F"}, "queueName"),
-    ],
-)
+RESOURCE_NAMES = [
+    (cls.name, p.key)
+    for cls in BACKENDS
+    for _, p in declared(cls.params)
+    if p.convert is resource_name
+]
+
+
+@pytest.mark.parametrize(("backend", "key"), RESOURCE_NAMES)
 def test_a_connection_string_as_a_name_is_refused_without_its_password(
-    meta: dict[str, str], key: str
+    backend: str, key: str
 ) -> None:
     # found by a 100,000-example run: as a name, the password reached repr and metric labels
     with pytest.raises(MetadataError) as err:
-        ENGINE.trigger({**meta, key: f"amqp://user:{SECRET}@127.0.0.1:1/%2F"})
-    assert key in str(err.value)
+        ENGINE.parse({"backend": backend, key: f"amqp://user:{SECRET}@127.0.0.1:1/%2F"})
+    assert any(p.startswith(f"{backend}: {key}:") for p in err.value.problems)
     assert "URI with a password" in str(err.value)
     assert SECRET not in str(err.value)
+
+
+def test_every_built_in_backend_declares_its_resource_names() -> None:
+    assert {"redis", "kafka", "rabbitmq"} <= {backend for backend, _ in RESOURCE_NAMES}
 
 
 ALLOWED = {
@@ -298,12 +236,11 @@ async def test_fuzzed_metadata_over_grpc_gets_documented_statuses_only(serve) ->
     codes: set[grpc.StatusCode] = set()
     for meta in samples:
         # only loopback brokers where nothing listens: never reach out to a generated host
-        for key in ("address", "addresses", "host", "hosts", "bootstrapServers"):
+        for key, kind in ENDPOINTS.get(backend, {}).items():
             for name in (key, key + "FromEnv"):
                 if name in meta:
-                    meta[name] = CLOSED[len(meta[name]) % len(CLOSED)]
-        if meta.get("backend") == "rabbitmq" and "host" in meta:
-            meta["host"] = "amqp://127.0.0.1:1/%2F"
+                    closed = CLOSED_BY_KIND[kind]
+                    meta[name] = closed[len(meta[name]) % len(closed)]
         for call in (
             running.stub.GetMetricSpec(ref(meta)),
             running.stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(meta), metricName="")),

@@ -20,7 +20,7 @@ async def test_metric_spec_name_and_both_target_fields(serve) -> None:
     reply = await running.stub.GetMetricSpec(ref(FAKE))
     assert len(reply.metricSpecs) == 1
     spec = reply.metricSpecs[0]
-    assert spec.metricName == "fake-jobs-queue"
+    assert spec.metricName == "fake-Jobs-Queue"  # KEDA's NormalizeString: case is kept
     assert spec.targetSizeFloat == 2.5
     assert spec.targetSize == 3
 
@@ -41,7 +41,7 @@ async def test_keda_call_pattern_bare_name_then_is_active(serve, fake_backend: F
 
 
 @pytest.mark.parametrize(
-    "asked", ["FAKE-JOBS-QUEUE", "s0-fake-jobs-queue", "s3-Fake-Jobs-Queue", ""]
+    "asked", ["FAKE-JOBS-QUEUE", "fake-jobs-queue", "s0-fake-jobs-queue", "s3-Fake-Jobs-Queue", ""]
 )
 async def test_get_metrics_matches_name_case_insensitively(serve, fake_backend, asked) -> None:
     fake_backend.values["Jobs.Queue"] = 4
@@ -50,7 +50,7 @@ async def test_get_metrics_matches_name_case_insensitively(serve, fake_backend, 
         pb.GetMetricsRequest(scaledObjectRef=ref(FAKE), metricName=asked)
     )
     assert reply.metricValues[0].metricValueFloat == 4
-    assert reply.metricValues[0].metricName == (asked or "fake-jobs-queue")
+    assert reply.metricValues[0].metricName == (asked or "fake-Jobs-Queue")
 
 
 async def test_get_metrics_refuses_a_name_it_does_not_serve(serve) -> None:
@@ -60,7 +60,7 @@ async def test_get_metrics_refuses_a_name_it_does_not_serve(serve) -> None:
             pb.GetMetricsRequest(scaledObjectRef=ref(FAKE), metricName="other")
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "fake-jobs-queue" in (err.value.details() or "")
+    assert "fake-Jobs-Queue" in (err.value.details() or "")
 
 
 @pytest.mark.parametrize(("value", "active"), [(0, False), (3, False), (3.01, True), (100, True)])

@@ -214,7 +214,7 @@ async def test_streams_beyond_the_cap_are_resource_exhausted(serve) -> None:
     assert await third.call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "--max-streams" in (await third.call.details())
     first.cancel()
-    await _until(lambda: running.app.hub.subscribers(running.app.engine.trigger(META)) == 1)
+    await _until(lambda: running.app.hub.subscribers(running.app.engine.parse(META)) == 1)
     await asyncio.sleep(0.05)
     fourth = StreamReader(running.stub.StreamIsActive(ref(META, name="four")))
     assert await fourth.next() is False

@@ -1,32 +1,45 @@
-"""The Backend protocol: what a broker integration provides, and nothing gRPC- or Prometheus-shaped.
+"""What a broker integration provides, and nothing gRPC- or Prometheus-shaped.
 
-A backend parses its trigger metadata into a :class:`Trigger` (connection identity + resource +
-options), opens a :class:`BackendClient` per connection identity, and measures a resource into
-a :class:`Measurement` of raw facts. The trigger then turns those facts into the metric value and
-activity with its own options, so one broker read serves every ScaledObject on the resource,
-whatever their thresholds (DESIGN.md, "Sharing work").
+A :class:`Backend` reads its declared parameters (``scaler.metadata``) into a :class:`Trigger`:
+a connection identity ``C`` (address, credentials, TLS), a resource ``R`` (what is read) and
+the trigger's own options. It opens one :class:`Client` per connection identity, which measures
+resources into a :class:`Measurement` of raw facts; the trigger then turns those facts into the
+metric value and activity with its options, so one broker read serves every ScaledObject on the
+resource whatever its thresholds (DESIGN.md, "Sharing work").
 
-Backends import only this module, ``scaler.metadata``, ``scaler.errors`` and their own client
-library.
+Optional capabilities are methods with defaults: a client reads a batch of resources one by one
+unless it overrides :meth:`Client.measure_many`; a backend keeps no state across reads unless it
+overrides :meth:`Backend.remember`; it owns nothing beyond its clients unless it overrides
+:meth:`Backend.aclose`.
+
+Backends import only this module, ``scaler.metadata``, ``scaler.values``, ``scaler.errors`` and
+their own client library (an import-linter contract enforces it).
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
-_NOT_METRIC_CHARS = re.compile(r"[^a-z0-9-]")
+from scaler.errors import BackendUnavailable
+from scaler.metadata import Reading, connection_keys, secret_keys
+
+P = TypeVar("P")
+C = TypeVar("C", bound=Hashable)
+R = TypeVar("R", bound=Hashable)
+
+# the characters KEDA v2.20's util.NormalizeString replaces (case and `_` are kept)
+_METRIC_NAME_MAP: Final = str.maketrans(dict.fromkeys("/.:%()", "-"))
 
 
 def metric_name(*parts: str) -> str:
-    """KEDA's built-in metric name for the same trigger, lower-cased, ``[a-z0-9-]`` only.
-
-    Lower-case because the HPA asks for metrics lower-cased (keda#4954); the same characters as
-    KEDA's normalisation so dashboards on ``keda_scaler_metrics_value`` keep working.
-    """
-    return _NOT_METRIC_CHARS.sub("-", "-".join(parts).lower())
+    """KEDA's built-in metric name for the same trigger: the parts joined by ``-``, normalised
+    exactly as KEDA v2.20's ``NormalizeString`` (only ``/ . : % ( )`` become ``-``), so users'
+    dashboards on ``keda_scaler_metrics_value`` keep working after a migration."""
+    return "-".join(parts).translate(_METRIC_NAME_MAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,89 +65,139 @@ class Evaluation:
     active: bool
 
 
-class Trigger(Protocol):
-    """Parsed metadata of one trigger; frozen and hashable, secrets hidden from ``repr``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger(ABC, Generic[C, R]):
+    """A parsed trigger: frozen and hashable, secrets hidden from ``repr``.
+
+    :param connection: identity of the broker connection: the pool key
+    :param resource: what is read from the broker; with ``connection``, the coalescing key
+    """
+
+    connection: C
+    resource: R
 
     @property
-    def backend(self) -> str:
-        """The backend name, as in ``backend: redis``."""
-
-    @property
-    def connection(self) -> Hashable:
-        """Identity of the broker connection (address, credentials, TLS): the pool key."""
-
-    @property
-    def resource(self) -> Hashable:
-        """What is read from the broker; with ``connection``, the coalescing key."""
-
-    @property
+    @abstractmethod
     def target(self) -> float:
         """Target value per replica (``listLength``, ``lagThreshold``, ``value``)."""
 
+    @abstractmethod
     def metric_name(self) -> str:
         """The metric name reported in GetMetricSpec (KEDA's, normalised)."""
 
+    @abstractmethod
     def resource_label(self) -> str:
         """A short, secret-free label naming the resource, for Prometheus and logs."""
 
+    @abstractmethod
     def evaluate(self, measurement: Measurement) -> Evaluation:
         """Apply this trigger's options to raw facts."""
 
 
-class BackendClient(Protocol):
+#: per resource, its measurement or the error reading it raised; and the broker requests it cost
+Batch = tuple[dict[R, Measurement | BaseException], int]
+
+
+class Client(ABC, Generic[R]):
     """A live connection to one broker identity, shared by every trigger that names it."""
 
-    async def measure(self, resource: Hashable) -> Measurement:
+    @abstractmethod
+    async def measure(self, resource: R) -> Measurement:
         """Read the resource; on failure raise a BackendError, never return 0."""
 
-    async def aclose(self) -> None:
-        """Release the connection; idempotent."""
-
-
-BatchResult = tuple[dict[Hashable, "Measurement | BaseException"], int]
-
-
-@runtime_checkable
-class BatchClient(Protocol):
-    """A client that reads many resources of its connection at once (watchers use it).
-
-    Optional: the engine falls back to one :meth:`BackendClient.measure` per resource.
-    """
-
-    async def measure_many(self, resources: Sequence[Hashable]) -> BatchResult:
-        """Every resource's measurement or error, and how many broker requests that cost.
+    async def measure_many(self, resources: Sequence[R]) -> Batch[R]:
+        """Every resource's measurement or error (watchers' batches), in as few broker requests
+        as the backend allows; this default reads them one by one, concurrently.
 
         A failure that concerns one resource (a missing queue) is that resource's entry; a
         failure of the connection itself is raised.
         """
+        outcomes = await asyncio.gather(
+            *(self.measure(r) for r in resources), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BackendUnavailable) or (
+                isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
+            ):
+                raise outcome
+        return dict(zip(resources, outcomes, strict=True)), len(resources)
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release the connection; idempotent."""
 
 
-class Backend(Protocol):
-    """A broker integration, registered by name in ``scaler.backends.BACKENDS``."""
+class History(Protocol):
+    """Facts that span reads, kept by the engine (``scaler.state``) and keyed by the backend."""
 
-    @property
-    def name(self) -> str:
-        """The value of the ``backend`` metadata key that selects this backend."""
+    def since(self, key: Hashable, value: Hashable, now: float) -> float:
+        """When ``key`` was first seen holding ``value``: ``now`` if it is new or changed."""
 
-    @property
-    def connection_keys(self) -> frozenset[str]:
-        """Metadata keys that say where and how to connect (address, credentials, TLS).
 
-        A connection profile supplies exactly these; metadata that names a profile may not set
-        them (``scaler.profiles``).
+class Backend(ABC, Generic[P, C, R]):
+    """A broker integration: one entry of the registry (``scaler.backends.BACKENDS``).
+
+    Building one has no side effects: no thread, no connection until first use, and whatever
+    it starts, :meth:`aclose` stops.
+
+    :param timeout: socket-level timeout for broker clients (the engine also bounds each call)
+    """
+
+    #: the value of the ``backend`` metadata key that selects this backend
+    name: ClassVar[str]
+    #: its declared parameters: a frozen dataclass of :func:`scaler.metadata.param` fields,
+    #: the ``P`` that :meth:`build` receives
+    params: ClassVar[type[Any]]
+    #: seconds between watcher reads when ``--watch-intervals`` does not name this backend
+    #: (None: ``--watch-interval``)
+    watch_interval: ClassVar[float | None] = None
+    #: loggers of its client library that repeat, as noise, errors the scaler reports itself
+    quiet_loggers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def parse(self, raw: Mapping[str, str]) -> Trigger[C, R]:
+        """Read metadata into a trigger; raise one MetadataError listing every problem."""
+        reading = Reading(raw, self.name)
+        trigger = self.build(reading.read(self.params), reading)
+        reading.finish()
+        if trigger is None:
+            raise AssertionError(f"{self.name}: build() gave no trigger and recorded no problem")
+        return trigger
+
+    @abstractmethod
+    def build(self, params: P, reading: Reading) -> Trigger[C, R] | None:
+        """Apply the cross-field rules (KEDA's ``Validate()``) and build the trigger.
+
+        A refused value leaves its field at the default, None when required: the cross-field
+        rules must allow for that, and the trigger is built only when :attr:`Reading.failed`
+        is false. Record problems with :meth:`Reading.problem`; return None when failed.
         """
 
-    def parse(self, raw: Mapping[str, str]) -> Trigger:
-        """Parse metadata; raise one MetadataError listing every problem."""
+    @abstractmethod
+    def connect(self, connection: C) -> Client[R]:
+        """A client for a connection identity (lazy: it connects on first use)."""
 
-    def connect(self, connection: Hashable) -> BackendClient:
-        """Build a client for a connection identity (lazy: connects on first use)."""
+    async def remember(
+        self, connection: C, resource: R, measurement: Measurement, history: History, now: float
+    ) -> Measurement:
+        """Add facts that span reads to a fresh measurement (default: none)."""
+        return measurement
+
+    async def aclose(self) -> None:
+        """Stop whatever the backend owns beyond its clients (closed first, by the pool)."""
+
+    @classmethod
+    def connection_keys(cls) -> frozenset[str]:
+        """Metadata keys a connection profile supplies (``scaler.profiles``)."""
+        return connection_keys(cls.params)
+
+    @classmethod
+    def secret_keys(cls) -> frozenset[str]:
+        """Metadata keys whose values are never shown."""
+        return secret_keys(cls.params)
 
 
-@runtime_checkable
-class ClosableBackend(Protocol):
-    """A backend that owns something beyond its clients (a thread pool): closed at shutdown,
-    after every client."""
-
-    def close(self) -> None:
-        """Release it; the backend is not used again."""
+#: a backend of any parameters, connection and resource types: what the registry holds
+AnyBackend = Backend[Any, Any, Any]

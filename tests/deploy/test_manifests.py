@@ -164,7 +164,7 @@ async def test_example_triggers_point_at_the_scaler_and_parse(path: Path):
                 metadata = trigger["metadata"]
                 assert metadata["scalerAddress"] == SCALER_ADDRESS
                 assert metadata["backend"] in build_backends(1.0)
-                engine.trigger(_resolve_from_env(metadata, containers))
+                engine.parse(_resolve_from_env(metadata, containers))
     finally:
         await engine.aclose()
 
@@ -201,7 +201,7 @@ async def test_demo_scaled_object_is_the_redis_work_queue():
     assert metadata["listLength"] == "5"
     engine = build_engine(Settings())
     try:
-        engine.trigger(metadata)
+        engine.parse(metadata)
     finally:
         await engine.aclose()
 

@@ -53,7 +53,7 @@ async def test_profile_credentials_work_and_never_leak(
             caplog.text,
             await scrape(running.app.metrics_port),
             repr(running.app.engine.profiles),
-            repr(running.app.engine.trigger(good)),
+            repr(running.app.engine.parse(good).trigger),
         ]
         for output in outputs:
             assert right not in output

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from scaler.backends import redis as redis_backend
-from scaler.backends.redis import RedisBackend, RedisList, parse_metadata
+from scaler.backends.redis import RedisBackend, RedisList
+from scaler.backends.redis import client as redis_client
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +18,10 @@ async def _scaler_connections(client: aioredis.Redis) -> int:
 
 
 async def test_connections_opened_by_a_burst_are_closed_once_idle(own_redis, monkeypatch) -> None:
-    monkeypatch.setattr(redis_backend, "_IDLE_CLOSE", 0.3)
+    monkeypatch.setattr(redis_client, "_IDLE_CLOSE", 0.3)
     admin = aioredis.Redis(host="127.0.0.1", port=own_redis.port)
-    client = RedisBackend(timeout=2).connect(parse_metadata(own_redis.metadata("k")).connection)
+    backend = RedisBackend(timeout=2)
+    client = backend.connect(backend.parse(own_redis.metadata("k")).connection)
     try:
         await client.measure(RedisList("k"))
         assert await _scaler_connections(admin) == 1

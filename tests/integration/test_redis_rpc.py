@@ -43,7 +43,7 @@ async def test_keda_poll_and_hpa_call_patterns(
     # poll: GetMetricSpec, then GetMetrics with the bare name, then IsActive
     spec = (await running.stub.GetMetricSpec(ref(metadata))).metricSpecs
     assert [(s.metricName, s.targetSize, s.targetSizeFloat) for s in spec] == [
-        (f"redis-{key.lower().replace('.', '-')}", 5, 5.0)
+        (f"redis-{key.replace('.', '-')}", 5, 5.0)  # KEDA's NormalizeString keeps the case
     ]
     name = spec[0].metricName
     values = (await running.stub.GetMetrics(_get_metrics(metadata, name))).metricValues

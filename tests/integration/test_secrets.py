@@ -169,7 +169,7 @@ async def test_no_secret_in_any_output(
     ]
     for metadata in cases:
         try:
-            objects.append(running.app.engine.trigger(metadata))
+            objects.append(running.app.engine.parse(metadata).trigger)
         except Exception as err:  # noqa: BLE001 - the error itself is checked too
             objects.append(err)
     objects += [client for client, _ in running.app.engine.pool._clients.values()]

@@ -18,7 +18,7 @@ import threading
 import time
 from types import FrameType
 
-import redis  # noqa: TID251  (a demo client, not part of the service)
+import redis
 
 log = logging.getLogger("consumer")
 stop = threading.Event()

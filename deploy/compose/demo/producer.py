@@ -22,7 +22,7 @@ import time
 import uuid
 from types import FrameType
 
-import redis  # noqa: TID251  (a demo client, not part of the service)
+import redis
 
 log = logging.getLogger("producer")
 stop = threading.Event()

@@ -1,14 +1,11 @@
-"""The ``redis`` backend: length of a Redis list (or set, sorted set, hash), with KEDA parity.
+"""The Redis client of ``backend: redis``: key lengths in one round trip, errors mapped.
 
-Parameters, defaults and meanings are those of KEDA's ``redis`` trigger (redis-lists): ``address``
-or ``host`` + ``port``, ``username``, ``password``, ``databaseIndex``, ``enableTLS`` (or ``tls``),
-``unsafeSsl``, ``listName``, ``listLength`` (5), ``activationListLength`` (0).
+The length is read by a server-side script that checks the key type first, exactly as KEDA
+does: LLEN for a list, SCARD for a set, ZCARD for a sorted set, HLEN for a hash, 0 for a missing
+key (Redis deletes empty lists); any other type is an error naming the type. A watcher batch
+reads every key of a connection with one script call.
 
-The length is read in one round trip by a server-side script that checks the key type first,
-exactly as KEDA does: LLEN for a list, SCARD for a set, ZCARD for a sorted set, HLEN for a hash,
-0 for a missing key (Redis deletes empty lists); any other type is an error naming the type.
-
-This is the only module that imports redis-py.
+This package is the only importer of redis-py.
 """
 
 from __future__ import annotations
@@ -16,8 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import weakref
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -31,7 +27,8 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from scaler.backends.base import BackendClient, Evaluation, Measurement, metric_name
+from scaler.backends.base import Batch, Client, Measurement
+from scaler.backends.redis.trigger import RedisConnection, RedisList
 from scaler.errors import (
     BackendAuthError,
     BackendError,
@@ -40,39 +37,11 @@ from scaler.errors import (
     BackendUnavailable,
     UnsupportedResource,
 )
-from scaler.metadata import (
-    MetadataReader,
-    boolean,
-    host_port,
-    integer,
-    non_negative,
-    positive,
-    quote,
-    resource_name,
-    text,
-)
 
-NAME: Final = "redis"
 #: connections one client opens to one Redis at most; reads beyond wait for a free one
 _MAX_CONNECTIONS: Final = 64
 #: seconds an idle connection beyond the first stays open after a burst
 _IDLE_CLOSE: Final = 5.0
-#: where and how to connect: what a connection profile supplies
-CONNECTION_KEYS: Final = frozenset(
-    {
-        "address",
-        "addresses",
-        "host",
-        "hosts",
-        "port",
-        "ports",
-        "username",
-        "password",
-        "enableTLS",
-        "tls",
-        "unsafeSsl",
-    }
-)
 
 # TYPE then the matching length command, atomically and in one round trip (KEDA's script,
 # returning the type too so that an unsupported type can be named in the error).
@@ -102,116 +71,6 @@ end
 return out
 """
 _LENGTHS_SHA: Final = hashlib.sha1(_LENGTHS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RedisConnection:
-    """Identity of one Redis connection; the pool keeps one client per distinct value."""
-
-    host: str
-    port: int
-    database: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    unsafe_ssl: bool = False
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class RedisList:
-    """The resource read from Redis: one key in one database (the database is in the connection)."""
-
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class RedisTrigger:
-    """A parsed ``backend: redis`` trigger."""
-
-    connection: RedisConnection
-    resource: RedisList
-    list_length: int = 5
-    activation_list_length: int = 0
-    backend: str = NAME
-
-    @property
-    def target(self) -> float:
-        return float(self.list_length)
-
-    def metric_name(self) -> str:
-        return metric_name("redis", self.resource.key)
-
-    def resource_label(self) -> str:
-        return f"{self.connection.address}/{self.connection.database}/{self.resource.key}"
-
-    def evaluate(self, measurement: Measurement) -> Evaluation:
-        # KEDA: active iff length > activationListLength (strict)
-        return Evaluation(measurement.value, measurement.value > self.activation_list_length)
-
-
-def _split_address(reader: MetadataReader, key: str, value: str) -> tuple[str, int] | None:
-    # `address` may be a comma list (KEDA's `addresses` alias); standalone Redis uses the first.
-    first = value.split(",")[0].strip()
-    address = host_port(first)
-    if address is None:
-        reader.problem(f"{key}: {quote(first)} is not host:port")
-    return address
-
-
-def parse_metadata(raw: Mapping[str, str]) -> RedisTrigger:
-    """Parse ``backend: redis`` metadata with KEDA's names and defaults; every problem at once."""
-    r = MetadataReader(raw, NAME)
-    address: tuple[str, int] | None = None
-    found = r.lookup("address", aliases=("addresses",))
-    if found is not None:
-        address = _split_address(r, found[0], found[1])
-    elif r.present("host", ("hosts",)) or r.present("port", ("ports",)):
-        host = r.get("host", text, aliases=("hosts",))
-        port = r.get("port", integer, aliases=("ports",), check=_valid_port)
-        if host is not None and port is not None:
-            first = host.split(",")[0].strip()
-            shown = f"[{first}]" if ":" in first and not first.startswith("[") else first
-            address = _split_address(r, "host", f"{shown}:{port}")
-    else:
-        r.problem("missing required parameter address (or host and port)")
-
-    list_name = r.get("listName", resource_name)
-    list_length = r.get("listLength", integer, default=5, check=positive)
-    activation = r.get("activationListLength", integer, default=0, check=non_negative)
-    database = r.get("databaseIndex", integer, default=0, check=non_negative)
-    username = r.get("username", text, default=None)
-    password = r.get("password", text, default=None, secret=True)
-    enable_tls = r.get("enableTLS", boolean, default=None)
-    tls_mode = r.get("tls", text, default=None, choices=("enable", "disable"))
-    if enable_tls is not None and tls_mode is not None:
-        r.problem("enableTLS and tls cannot both be set")
-    unsafe_ssl = r.get("unsafeSsl", boolean, default=False)
-    r.finish()
-    assert address is not None  # finish() raised otherwise
-    assert list_name is not None
-    return RedisTrigger(
-        connection=RedisConnection(
-            host=address[0],
-            port=address[1],
-            database=database,
-            username=username,
-            password=password,
-            tls=bool(enable_tls) or tls_mode == "enable",
-            unsafe_ssl=unsafe_ssl,
-        ),
-        resource=RedisList(list_name),
-        list_length=list_length,
-        activation_list_length=activation,
-    )
-
-
-def _valid_port(port: int) -> str | None:
-    return None if 0 < port < 65536 else "is not a TCP port (1-65535)"
 
 
 class _IdleClosingPool(BlockingConnectionPool):
@@ -244,7 +103,7 @@ class _IdleClosingPool(BlockingConnectionPool):
                     await stale.disconnect()
 
 
-class RedisClient:
+class RedisClient(Client[RedisList]):
     """One redis-py asyncio client (with its own small connection pool) for one identity."""
 
     def __init__(self, connection: RedisConnection, timeout: float) -> None:
@@ -276,24 +135,18 @@ class RedisClient:
         )
         self._redis = aioredis.Redis(connection_pool=self._pool)
 
-    async def measure(self, resource: Hashable) -> Measurement:
-        assert isinstance(resource, RedisList)
+    async def measure(self, resource: RedisList) -> Measurement:
         reply = await self._eval(_LENGTH_SHA, _LENGTH_SCRIPT, [resource.key])
         outcome = self._length(resource.key, reply[0], reply[1])
         if isinstance(outcome, UnsupportedResource):
             raise outcome
         return outcome
 
-    async def measure_many(
-        self, resources: Sequence[Hashable]
-    ) -> tuple[dict[Hashable, Measurement | BaseException], int]:
+    async def measure_many(self, resources: Sequence[RedisList]) -> Batch[RedisList]:
         """Every watched key of this connection in one script call (watchers' batches)."""
-        keys = []
-        for resource in resources:
-            assert isinstance(resource, RedisList)
-            keys.append(resource.key)
+        keys = [resource.key for resource in resources]
         reply = await self._eval(_LENGTHS_SHA, _LENGTHS_SCRIPT, keys)
-        results: dict[Hashable, Measurement | BaseException] = {}
+        results: dict[RedisList, Measurement | BaseException] = {}
         for index, resource in enumerate(resources):
             results[resource] = self._length(keys[index], reply[2 * index], reply[2 * index + 1])
         return results, 1
@@ -343,20 +196,3 @@ class RedisClient:
 
 def _decode(value: bytes | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class RedisBackend:
-    """The ``redis`` entry of the backend registry."""
-
-    name: Final = NAME
-    connection_keys: Final = CONNECTION_KEYS
-
-    def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-
-    def parse(self, raw: Mapping[str, str]) -> RedisTrigger:
-        return parse_metadata(raw)
-
-    def connect(self, connection: Hashable) -> BackendClient:
-        assert isinstance(connection, RedisConnection)
-        return RedisClient(connection, self._timeout)
