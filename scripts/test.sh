@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole CI gate (run by `make test`, after `make install brokers`):
-#   ruff check, ruff format --check, mypy, proto drift check, then every test against the real
-#   brokers that scripts/brokers.sh started, with SCALER_REQUIRE_INTEGRATION=1 (no skips).
+#   ruff check, ruff format --check, mypy, the layer contracts (import-linter), proto drift check,
+#   then every test against the real brokers that scripts/brokers.sh started, with
+#   SCALER_REQUIRE_INTEGRATION=1 (no skips).
 # Every step runs even if an earlier one failed; the exit status is that of the first failure.
 #   scripts/test.sh [PYTEST_ARGS...]   e.g. scripts/test.sh -k redis -x
 set -euo pipefail
@@ -52,6 +53,7 @@ integration_tests() {
 step "ruff check" ruff check .
 step "ruff format --check" ruff format --check .
 step "mypy" mypy
+step "layer contracts (lint-imports)" lint-imports
 step "proto drift (scripts/proto.sh --check)" scripts/proto.sh --check
 step "pytest (SCALER_REQUIRE_INTEGRATION=1)" integration_tests "$@"
 

@@ -64,7 +64,7 @@ class RedisParams:
         default=None,
         secret=True,
         connection=True,
-        doc="password; never logged, never returned in an error, hidden from `repr`",
+        doc="password",
     )
     database_index: int = param(
         "databaseIndex", integer, default=0, check=non_negative, doc="database number, ≥ 0"
@@ -74,7 +74,7 @@ class RedisParams:
         boolean,
         default=None,
         connection=True,
-        shown_default="false",
+        shown_default="`false`",
         doc="TLS to Redis. **Caution**: KEDA reads this key too and then also uses TLS to reach "
         "the scaler; use `tls` instead unless the scaler serves TLS",
     )
@@ -83,9 +83,8 @@ class RedisParams:
         default=None,
         choices=("enable", "disable"),
         connection=True,
-        shown_default="disable",
-        doc="`enable` or `disable`: TLS to Redis only (KEDA's authParams name); cannot be "
-        "combined with `enableTLS`",
+        shown_default="`disable`",
+        doc="TLS to Redis only (KEDA's authParams name); cannot be combined with `enableTLS`",
     )
     unsafe_ssl: bool = param(
         "unsafeSsl", boolean, default=False, connection=True, doc="skip certificate verification"
