@@ -285,18 +285,35 @@ def _dashboard_exprs() -> list[str]:
     ]
 
 
+def _documented_series() -> dict[str, str]:
+    """Every `keda_queue_scaler_*` name in the README and docs/, with the first page naming it."""
+    found: dict[str, str] = {}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for name in re.findall(r"`(keda_queue_scaler_\w+)`", page.read_text()):
+            found.setdefault(name, str(page.relative_to(ROOT)))
+    return found
+
+
 def test_dashboard_has_a_panel_for_every_metric_family():
     families = _exported_families()
     used = {m for expr in _dashboard_exprs() for m in re.findall(r"keda_queue_scaler_\w+", expr)}
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`(keda_queue_scaler_\w+)`", readme))
+    documented = _documented_series()
+    assert documented, "the README and docs/ name no metric"
     for family, (kind, _) in families.items():
         names = {family, f"{family}_bucket", f"{family}_count"} if kind == "histogram" else {family}
         assert names & used, f"no panel shows {family}"
-    for name in documented:
+    for name, page in documented.items():
         # a histogram's samples (_bucket, _count, _sum) belong to its family
         family = re.sub(r"_(bucket|count|sum)$", "", name) if name not in families else name
-        assert family in families, f"README documents {name}, which the scaler does not export"
+        assert family in families, f"{page} documents {name}, which the scaler does not export"
+
+
+def test_operations_page_lists_every_metric_family():
+    # docs/operations.md "Metrics" is the reference: one row per exported family
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(keda_queue_scaler_\w+)`", section, re.MULTILINE))
+    assert listed == set(_exported_families()), "docs/operations.md Metrics table"
 
 
 def test_dashboard_queries_use_real_series_and_labels():

@@ -380,7 +380,7 @@ async def test_broker_fault_under_keda_load(
 
     failed = [o for o in record.outcomes if o.code != "OK"]
     last_error = max((o.started + o.seconds for o in failed), default=timeline.down)
-    print(  # noqa: T201 - the figures the README reports (pytest -s shows them)
+    print(  # noqa: T201 - the figures docs/reliability.md reports (pytest -s shows them)
         f"\n{name} {how.name}: out {timeline.restarting - timeline.down:.1f} s; serving its data "
         f"{timeline.back - timeline.restarting:.1f} s after restart/resume; last scaler error "
         f"{last_error - timeline.restarting:+.2f} s from it, first correct value "
