@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := all
-.PHONY: all install run test lint format typecheck proto proto-check unit test-integration brokers brokers-stop clean
+.PHONY: all install run test lint format typecheck proto proto-check docs unit test-integration brokers brokers-stop clean
 
 install:  ## venv with the package and its dev tools (idempotent)
 	@scripts/bootstrap.sh $(VENV)
@@ -40,6 +40,9 @@ proto: install  ## regenerate scaler/proto from protos/externalscaler.proto
 
 proto-check: install  ## fail if the committed generated code differs from a fresh generation
 	@scripts/proto.sh --check
+
+docs: install  ## regenerate the reference tables of docs/ from the code (parameters, settings)
+	$(PY) -m scaler.tools.reference
 
 unit: install
 	$(BIN)/pytest -m "not integration"

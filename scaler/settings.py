@@ -92,27 +92,38 @@ class Settings:
     """Everything the service is configured with; defaults suit a pod next to KEDA."""
 
     grpc_port: int = _setting(
-        9090, _port, "gRPC port KEDA calls (scalerAddress); 0 picks a free port"
+        9090,
+        _port,
+        "gRPC port KEDA calls (`scalerAddress`: the scaler API, health and reflection); 0 picks "
+        "a free port",
     )
-    metrics_port: int = _setting(8080, _port, "Prometheus /metrics port; 0 picks a free port")
+    metrics_port: int = _setting(8080, _port, "Prometheus `/metrics` port; 0 picks a free port")
     health_port: int = _setting(
         0,
         _port,
-        "plaintext port serving only grpc.health.v1, for kubelet probes when the gRPC port "
+        "plaintext port serving only `grpc.health.v1`, for kubelet probes when the gRPC port "
         "uses TLS (0: none)",
     )
     bind_address: str = _setting("0.0.0.0", str, "address the ports bind to")
-    log_format: str = _setting("text", _log_format, "log line format: text or json")
-    log_level: str = _setting("INFO", _log_level, "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting(
+        "text",
+        _log_format,
+        "log line format: `text` or `json` (context keys `scaled_object`, `backend`, `rpc`, "
+        "`code`, `duration_ms`, `resource`)",
+    )
+    log_level: str = _setting(
+        "INFO", _log_level, "`DEBUG` (every RPC), `INFO`, `WARNING` or `ERROR`"
+    )
     cache_ttl: float = _setting(
         1.0,
         _seconds,
-        "seconds a measurement is shared between identical queries (0: only in-flight)",
+        "seconds a measurement is shared by identical queries (0: share only reads in flight)",
     )
     backend_timeout: float = _setting(
         2.0,
         _positive_seconds,
-        "upper bound of one broker read in seconds (KEDA's HPA path allows ~3)",
+        "upper bound of one broker read in seconds, retry included (KEDA's HPA path allows about "
+        "3 s in all)",
     )
     grace_period: float = _setting(
         10.0, _seconds, "seconds in-flight RPCs get to finish on SIGTERM"
@@ -135,7 +146,7 @@ class Settings:
         600.0, _positive_seconds, "seconds after which an unused broker connection is closed"
     )
     max_resource_series: int = _setting(
-        1000, _count, "resources with their own last-value series in /metrics"
+        1000, _count, "resources with their own `last_value` series in `/metrics`"
     )
     tls_cert: str = _setting(
         "", str, "PEM certificate file: serve gRPC over TLS (reloaded on change)"
@@ -145,13 +156,16 @@ class Settings:
         "", str, "PEM CA file: require client certificates signed by it (mTLS)"
     )
     profiles: str = _setting(
-        "", str, "YAML file of connection profiles that metadata names with `connection:`"
+        "",
+        str,
+        "YAML file of connection profiles that metadata names with `connection:` (reloaded when it "
+        "changes)",
     )
     require_profiles: bool = _setting(
         False, _boolean, "refuse metadata that does not name a connection profile"
     )
     max_streams: int = _setting(
-        10_000, _count, "open streams beyond which a new one is refused (RESOURCE_EXHAUSTED)"
+        10_000, _count, "open streams beyond which a new one is refused with `RESOURCE_EXHAUSTED`"
     )
     naive: bool = _setting(
         False,
