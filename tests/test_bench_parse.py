@@ -9,20 +9,16 @@ import math
 
 import pytest
 
-from bench.keda_load import Sizes, check_targets, jsonable, redis_objects, render
-from bench.loadstats import (
-    command_calls,
-    core_busy,
-    cpu_ticks,
-    latency_summary,
-    merge_reports,
-    parse_ghz,
-    parse_prometheus,
-    percentile,
-    ratio,
-    redis_requests,
-    series_sum,
-)
+from bench.harness.broker_counts import command_calls, redis_requests
+from bench.harness.ghz_report import merge_reports, parse_ghz
+from bench.harness.procfs import core_busy, cpu_ticks
+from bench.harness.prometheus import parse_prometheus, series_sum
+from bench.harness.stats import latency_summary, percentile, ratio
+from bench.keda_load.objects import redis_objects
+from bench.keda_load.report.output import jsonable
+from bench.keda_load.report.tables import render
+from bench.keda_load.report.targets import check_targets
+from bench.keda_load.sizes import Sizes
 
 
 def test_percentile_is_nearest_rank():
