@@ -3,10 +3,11 @@
     python -m bench.handler_profile --redis-address 127.0.0.1:6379 [--calls 20000] [--objects N]
 
 Builds the scaler exactly as ``serve`` does (``ScalerApp``: engine, coalescer, metrics, watch
-hub) without binding a port, and awaits its ``ExternalScalerServicer.GetMetrics`` directly with
-a stand-in servicer context, over N ScaledObjects on M Redis lists (served from the coalescing
-cache, as under load: one Redis read per list per second). The same loop over the no-op servicer
-(``bench.noop_server``) gives the floor. Then the scaler's loop once more under cProfile.
+hub; ``bench.harness.scaler_facts`` wraps it) without binding a port, and awaits its
+``ExternalScalerServicer.GetMetrics`` directly with a stand-in servicer context, over N
+ScaledObjects on M Redis lists (served from the coalescing cache, as under load: one Redis read
+per list per second). The same loop over the no-op servicer
+(``bench.harness.noop_server``) gives the floor. Then the scaler's loop once more under cProfile.
 
 Prints one JSON object: microseconds per call for both, and the functions with the most own
 (``tottime``) and cumulative time. ``bench.keda_load --profile`` runs it pinned to the server's
@@ -24,12 +25,11 @@ import pstats
 import time
 from typing import Any
 
-from bench.noop_server import NoopServicer
-from scaler.app import ScalerApp
-from scaler.backends.base import metric_name
+from bench.harness.noop_server import NoopServicer
+from bench.harness.paths import REPO_ROOT
+from bench.harness.scaler_facts import in_process_servicer
+from bench.keda_load.objects import redis_objects
 from scaler.proto import externalscaler_pb2 as pb
-from scaler.server import ExternalScalerServicer
-from scaler.settings import Settings
 
 
 class FakeContext:
@@ -44,22 +44,11 @@ class FakeContext:
 
 def requests(objects: int, queues: int, address: str) -> list[pb.GetMetricsRequest]:
     """GetMetrics requests as bench.keda_load sends them (distinct metadata per object)."""
-    out = []
-    for i in range(objects):
-        queue = f"kqs-bench-profile-{i % queues:03d}"
-        metadata = {
-            "scalerAddress": "keda-queue-scaler.keda.svc.cluster.local:9090",
-            "backend": "redis",
-            "address": address,
-            "listName": queue,
-            "listLength": str(1 + i // queues),
-            "activationListLength": "0",
-        }
-        ref = pb.ScaledObjectRef(name=f"so-{i}", namespace="bench", scalerMetadata=metadata)
-        out.append(
-            pb.GetMetricsRequest(scaledObjectRef=ref, metricName=metric_name("redis", queue))
-        )
-    return out
+    lists = [f"kqs-bench-profile-{j:03d}" for j in range(queues)]
+    return [
+        pb.GetMetricsRequest(scaledObjectRef=o.ref_pb(), metricName=o.metric)
+        for o in redis_objects(objects, lists, address, "profile")
+    ]
 
 
 async def _loop(servicer: Any, blobs: list[bytes], calls: int) -> float:
@@ -86,16 +75,14 @@ def _top(stats: pstats.Stats, key: str, total: float, count: int) -> list[list[A
     rows.sort(key=lambda r: -r[0])
     out = []
     for seconds, ncalls, filename, line, function in rows[:count]:
-        where = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        where = filename.split("site-packages/")[-1].removeprefix(f"{REPO_ROOT}/")
         out.append([round(100 * seconds / total, 1), ncalls, f"{function} ({where}:{line})"])
     return out
 
 
 async def run(address: str, calls: int, objects: int, queues: int) -> dict[str, Any]:
     blobs = [r.SerializeToString() for r in requests(objects, queues, address)]
-    app = ScalerApp(Settings(bind_address="127.0.0.1", grpc_port=0, metrics_port=0))
-    servicer = ExternalScalerServicer(app.engine, app.hub, app.metrics, app.shutdown)
-    try:
+    async with in_process_servicer() as servicer:
         await _loop(servicer, blobs, len(blobs))  # parse every object, read every list once
         parse_s = await _loop(None, blobs, calls)
         scaler_s = await _loop(servicer, blobs, calls) - parse_s
@@ -104,8 +91,6 @@ async def run(address: str, calls: int, objects: int, queues: int) -> dict[str, 
         profiler.enable()
         await _loop(servicer, blobs, calls)
         profiler.disable()
-    finally:
-        await app.engine.aclose()
     stats = pstats.Stats(profiler)
     total: float = stats.total_tt  # type: ignore[attr-defined]
     return {

@@ -15,17 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from bench.harness.brokers import address
+from bench.harness.paths import RESULTS
 from scaler.backends import build_backends
 from scaler.backends.base import Measurement
 from scaler.backends.kafka import KafkaClient
@@ -115,9 +115,7 @@ async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("SCALER_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    )
+    parser.add_argument("--bootstrap", default=address("SCALER_TEST_KAFKA_BOOTSTRAP"))
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=100)
     parser.add_argument("--evaluations", type=int, default=30)
@@ -140,7 +138,7 @@ def main() -> None:
             f"p50={r['evaluation_ms_p50']} ms max={r['evaluation_ms_max']} ms "
             f"requests/evaluation={r['requests_per_evaluation']}"
         )
-    out = Path(__file__).parent / "results" / "kafka_lag.json"
+    out = RESULTS / "kafka_lag.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
     print(f"  written to {out}")

@@ -16,57 +16,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
 
-from bench.keda_pattern import KedaPattern, Outcome
+from bench.harness import brokers
+from bench.harness.keda_pattern import KedaPattern, Outcome
+from bench.harness.paths import RESULTS
+from bench.harness.ports import free_port
+from bench.harness.processes import ChildProcess
+from bench.harness.procfs import memory_mb
+from bench.harness.scaler_process import serve_argv, wait_serving
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
-ROOT = Path(__file__).resolve().parents[1]
 #: what a call may answer while a broker is down (and NOT_FOUND: a queue not declared yet)
 _EXPECTED = frozenset({"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND"})
-
-
-def _env() -> dict[str, str]:
-    out = subprocess.run(
-        ["scripts/brokers.sh", "env"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    pairs = [line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line]
-    return {k: v for k, v in pairs}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _brokers(action: str, broker: str) -> None:
-    subprocess.run(
-        ["scripts/brokers.sh", action, broker], cwd=ROOT, check=True, capture_output=True
-    )
+#: seconds the scaler has to finish SIGTERM at the end
+_STOP_GRACE = 30.0
 
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
-    env = _env()
+    env = brokers.script_env()
     redis_address = env["SCALER_TEST_REDIS_URL"].split("//", 1)[1].split("/", 1)[0]
     tag = uuid.uuid4().hex[:8]
     lists = [f"kqs-soak-{tag}-{i}" for i in range(10)]
@@ -95,26 +71,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         )
         for i in range(args.objects)
     ]
-    port = _free_port()
-    log = (ROOT / "bench" / "results" / "soak.log").open("wb")
-    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the event loop is busy
-        [
-            sys.executable,
-            "-m",
-            "scaler",
-            "serve",
-            "--grpc-port",
-            str(port),
-            "--metrics-port",
-            "0",
-            "--bind-address",
-            "127.0.0.1",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
+    port = free_port()
+    server = await ChildProcess.start(
+        "scaler", serve_argv(port, 0, "--log-level", "WARNING"), RESULTS / "soak.log"
     )
     codes: Counter[str] = Counter()
     unexpected: Counter[str] = Counter()
@@ -125,7 +84,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
-            await asyncio.sleep(2)
+            await wait_serving(channel)
             redis = aioredis.from_url(env["SCALER_TEST_REDIS_URL"])
 
             def record(outcome: Outcome) -> None:
@@ -167,12 +126,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             while time.monotonic() < end:
                 await asyncio.sleep(5)
                 now = time.monotonic() - started
-                rss.append((round(now, 1), round(_rss_mb(server.pid), 1)))
+                rss.append((round(now, 1), memory_mb(server.pid)["rss_mb"]))
                 if time.monotonic() >= next_restart:
                     broker = order[len(restarts) % len(order)]
-                    await asyncio.to_thread(_brokers, "stop", broker)
+                    await brokers.run("stop", broker)
                     await asyncio.sleep(args.outage)
-                    await asyncio.to_thread(_brokers, "start", broker)
+                    await brokers.run("start", broker)
                     restarts.append(f"{broker} at {now:.0f}s")
                     next_restart = time.monotonic() + args.restart_every
             stop.set()
@@ -183,9 +142,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await redis.delete(*lists)
             await redis.aclose()
     finally:
-        server.terminate()
-        exit_code = server.wait(30)
-        log.close()
+        exit_code = await server.stop(_STOP_GRACE)
     warm = [r for t, r in rss if t >= args.warmup] or [r for _, r in rss]
     growth = (warm[-1] - warm[0]) / warm[0] * 100 if warm else 0.0
     return {
@@ -217,9 +174,9 @@ def main() -> None:
         "--warmup", type=float, default=30.0, help="seconds before the first RSS reading"
     )
     args = parser.parse_args()
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
     result = asyncio.run(soak(args))
-    out = ROOT / "bench" / "results" / "soak.json"
+    out = RESULTS / "soak.json"
     out.write_text(json.dumps(result, indent=2))
     restarts = ", ".join(result["restarts"])
     print(f"soak {args.minutes:g} min, {len(result['restarts'])} broker restarts: {restarts}")

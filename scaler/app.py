@@ -235,16 +235,19 @@ class ScalerApp:
             else None
         )
 
+    def servicer(self) -> ExternalScalerServicer:
+        """The ``externalscaler`` servicer over this app's engine, watchers and metrics."""
+        return ExternalScalerServicer(
+            self.engine, self.hub, self.metrics, self.shutdown, self.settings.max_streams
+        )
+
     async def start(self) -> None:
         """Bind both ports and start serving; health becomes SERVING."""
         s = self.settings
         self._httpd = _start_metrics_server(s.bind_address, s.metrics_port, self.registry)
         self.metrics_port = self._httpd.server_port
         server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
-        servicer = ExternalScalerServicer(
-            self.engine, self.hub, self.metrics, self.shutdown, s.max_streams
-        )
-        pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
+        pb_grpc.add_ExternalScalerServicer_to_server(self.servicer(), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install ghz (the gRPC load generator bench/keda_load.py drives) once, and print its path.
+# Install ghz (the gRPC load generator bench.keda_load drives) once, and print its path.
 #   scripts/ghz.sh            install if missing, print the binary's path on stdout
 # Built from source with `go install` through the Go module proxy (no prebuilt download), into
 # ~/.cache/keda-queue-scaler/bin/ (KQS_CACHE_DIR overrides ~/.cache/keda-queue-scaler).

@@ -9,20 +9,16 @@ import math
 
 import pytest
 
-from bench.keda_load import Sizes, check_targets, jsonable, redis_objects, render
-from bench.loadstats import (
-    command_calls,
-    core_busy,
-    cpu_ticks,
-    latency_summary,
-    merge_reports,
-    parse_ghz,
-    parse_prometheus,
-    percentile,
-    ratio,
-    redis_requests,
-    series_sum,
-)
+from bench.harness.broker_counts import command_calls, redis_requests
+from bench.harness.ghz_report import merge_reports, parse_ghz
+from bench.harness.procfs import core_busy, cpu_ticks
+from bench.harness.prometheus import parse_prometheus, series_sum
+from bench.harness.stats import latency_summary, percentile, ratio
+from bench.keda_load.objects import redis_objects
+from bench.keda_load.report.output import jsonable
+from bench.keda_load.report.tables import render
+from bench.keda_load.report.targets import check_targets
+from bench.keda_load.sizes import Sizes
 
 
 def test_percentile_is_nearest_rank():
@@ -133,7 +129,10 @@ def test_prometheus_text_and_sums():
     assert series_sum(samples, "keda_queue_scaler_watchers") == 100.0
     assert series_sum(samples, "keda_queue_scaler_coalescing_total", result="hit") == 390.0
     assert series_sum(samples, "keda_queue_scaler_last_value") == 3.0
-    assert series_sum(samples, "missing") == 0.0
+    # a declared family with no sample matching is 0; a name of no family is an error
+    assert series_sum(samples, "keda_queue_scaler_coalescing_total", result="shared") == 0.0
+    with pytest.raises(KeyError, match="missing"):
+        series_sum(samples, "missing")
 
 
 def test_cpu_ticks_with_a_process_name_holding_spaces_and_parentheses():

@@ -7,14 +7,9 @@ Without the broker a test is skipped, or fails when ``SCALER_REQUIRE_INTEGRATION
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,16 +18,13 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis.asyncio as aioredis
-import redis.exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from bench.harness.ports import free_port
+from bench.harness.redis_server import RedisServer
+from bench.harness.redis_server import redis_server_binary as harness_redis_server_binary
 
 REQUIRE_ENV = "SCALER_REQUIRE_INTEGRATION"
 REDIS_URL_ENV = "SCALER_TEST_REDIS_URL"
-
-_START_TIMEOUT = 10.0
-_STOP_TIMEOUT = 10.0
-_NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -143,135 +135,17 @@ def redis_metadata(redis_url: str) -> MetadataFactory:
 # --- a Redis server owned by one test ---------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now (bind to port 0 and let the kernel choose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class OwnRedis:
-    """A ``redis-server`` process of one test, on a fixed loopback port, stoppable and restartable."""
-
-    def __init__(self, binary: str, port: int, workdir: Path, durable: bool = False) -> None:
-        self.binary = binary
-        self.durable = durable
-        self.port = port
-        self.workdir = workdir
-        self.logfile = workdir / "redis.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def pid(self) -> int:
-        """Pid of the current (or last) server process."""
-        if self._process is None:
-            raise RuntimeError("own redis-server was never started")
-        return self._process.pid
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+class OwnRedis(RedisServer):
+    """The harness's own ``redis-server`` for one test, with trigger metadata pointing at it."""
 
     def metadata(self, list_name: str, **extra: str) -> dict[str, str]:
         """KEDA-style trigger metadata pointing at this server."""
         return metadata_for(self.url, list_name, **extra)
 
-    def _spawn(self) -> None:
-        options = {
-            "port": str(self.port),
-            "bind": "127.0.0.1",
-            "save": "",
-            # durable: every write fsynced to the append-only file, so data survives SIGKILL
-            "appendonly": "yes" if self.durable else "no",
-            "appendfsync": "always",
-            "daemonize": "no",
-            "dir": str(self.workdir),
-            "logfile": str(self.logfile),
-        }
-        argv = [self.binary]
-        for name, value in options.items():
-            argv += [f"--{name}", value]
-        self._process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    async def _ping(self) -> bool:
-        client = aioredis.Redis(
-            host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, retry=_NO_RETRY
-        )
-        try:
-            return bool(await client.ping())
-        except (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError):
-            return False
-        finally:
-            await client.aclose()
-
-    async def start(self) -> None:
-        """Start the server (again) on the same port and wait until it answers PING."""
-        if self.running:
-            raise RuntimeError(f"own redis-server already running (pid {self.pid})")
-        self._spawn()
-        assert self._process is not None
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server on port {self.port} exited with {self._process.returncode}:\n"
-                    f"{self._log_tail()}"
-                )
-            if await self._ping():
-                return
-            await asyncio.sleep(0.05)
-        self.terminate()
-        raise RuntimeError(
-            f"redis-server on port {self.port} did not answer PING within {_START_TIMEOUT} s:\n"
-            f"{self._log_tail()}"
-        )
-
-    async def stop(self) -> None:
-        """SIGTERM the server and wait for it to exit (SIGKILL if it takes too long)."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT
-        while process.poll() is None:
-            if time.monotonic() >= deadline:
-                process.kill()
-                deadline = time.monotonic() + _STOP_TIMEOUT
-            await asyncio.sleep(0.02)
-
-    def terminate(self) -> None:
-        """Synchronous stop for teardown: SIGTERM, wait, SIGKILL if needed."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
 
 @pytest.fixture
 def redis_server_binary() -> str:
-    binary = shutil.which("redis-server")
+    binary = harness_redis_server_binary()
     if binary is None:
         unavailable("redis-server is not on PATH; `scripts/brokers.sh start` installs it")
     return binary

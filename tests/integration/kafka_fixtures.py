@@ -34,7 +34,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from tests.integration import brokers_script
+from bench.harness import brokers
+from bench.harness.paths import REPO_ROOT
 
 __all__ = [
     "KAFKA_BOOTSTRAP_ENV",
@@ -445,7 +446,7 @@ class KafkaBrokerControl:
     async def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 30 s) and check its port is closed."""
         self.stopped = True
-        await brokers_script.run("stop", "kafka", self.env)
+        await brokers.run("stop", "kafka", self.env)
         if self.accepts_connections():
             raise RuntimeError(
                 f"{self.bootstrap} still accepts connections after `brokers.sh stop kafka`: "
@@ -454,7 +455,7 @@ class KafkaBrokerControl:
 
     async def start(self) -> None:
         """Start the broker again (same data) and wait until it serves requests."""
-        await brokers_script.run("start", "kafka", self.env)
+        await brokers.run("start", "kafka", self.env)
         self.stopped = False
 
     def ensure_running(self) -> None:
@@ -462,12 +463,12 @@ class KafkaBrokerControl:
         if not self.stopped and self.accepts_connections():
             return
         subprocess.run(
-            brokers_script.argv("start", "kafka"),
-            cwd=brokers_script.REPO_ROOT,
+            brokers.argv("start", "kafka"),
+            cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
             check=True,
-            timeout=brokers_script.COMMAND_TIMEOUT,
+            timeout=brokers.COMMAND_TIMEOUT,
         )
         self.stopped = False
 

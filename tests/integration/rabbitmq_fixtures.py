@@ -29,7 +29,7 @@ import aio_pika.abc
 import httpx
 import pytest
 
-from tests.integration import brokers_script
+from bench.harness import brokers
 
 __all__ = [
     "AMQP_URL_ENV",
@@ -459,10 +459,10 @@ class RabbitBrokerControl:
 
     async def stop(self) -> None:
         self.stopped = True
-        await brokers_script.run("stop", "rabbitmq")
+        await brokers.run("stop", "rabbitmq")
 
     async def start(self) -> None:
-        await brokers_script.run("start", "rabbitmq")
+        await brokers.run("start", "rabbitmq")
         self.stopped = False
 
 

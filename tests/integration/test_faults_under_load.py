@@ -1,10 +1,10 @@
 """Each broker stopped (SIGTERM), killed (SIGKILL) and paused (SIGSTOP) while KEDA's load runs.
 
 The scaler is its own process with its default timing (backend timeout 2 s, cache TTL 1 s,
-default watch intervals). ``bench.keda_pattern`` offers KEDA's rounds (GetMetricSpec, GetMetrics,
-IsActive) over ScaledObjects on all three brokers, StreamIsActive streams are open on each
-broker, and a probe asks for health ten times a second. One broker is faulted for a few seconds
-and brought back. Checked, from every call the load made:
+default watch intervals). ``bench.harness.keda_pattern`` offers KEDA's rounds (GetMetricSpec,
+GetMetrics, IsActive) over ScaledObjects on all three brokers, StreamIsActive streams are open on
+each broker, and a probe asks for health ten times a second. One broker is faulted for a few
+seconds and brought back. Checked, from every call the load made:
 
 * the scaler process never exits, and health answers SERVING throughout;
 * every call answers within the backend timeout; an error is UNAVAILABLE or DEADLINE_EXCEEDED;
@@ -36,13 +36,15 @@ import pytest
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.keda_pattern import KedaPattern, Outcome
-from bench.loadstats import parse_prometheus, series_sum
+from bench.harness.keda_pattern import KedaPattern, Outcome
+from bench.harness.ports import free_port
+from bench.harness.prometheus import parse_prometheus, series_sum
+from bench.harness.scaler_process import scaler_process, wait_serving
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
-from tests.integration.conftest import broker_pid, free_port
+from tests.integration.conftest import broker_pid
 from tests.integration.kafka_fixtures import (
     commit,
     committed,
@@ -50,7 +52,6 @@ from tests.integration.kafka_fixtures import (
     kafka_metadata,
     produce,
 )
-from tests.integration.test_process import _wait_serving, scaler_process
 from tests.streams import StreamReader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -342,7 +343,7 @@ async def test_broker_fault_under_keda_load(
         ) as process,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
-        await _wait_serving(channel)
+        await wait_serving(channel)
         stub = pb_grpc.ExternalScalerStub(channel)
         busy_streams = [
             StreamReader(stub.StreamIsActive(ref(b.busy, name=f"{b.name}-busy-{i}")))

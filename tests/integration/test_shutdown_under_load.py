@@ -13,13 +13,14 @@ from pathlib import Path
 import grpc
 import pytest
 
+from bench.harness.ports import free_port
+from bench.harness.scaler_process import scaler_process, wait_serving
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from tests.conftest import ref
 from tests.integration import sockets
 from tests.integration.conftest import RUN_DIR, broker_pid
 from tests.integration.kafka_fixtures import commit, kafka_metadata
-from tests.integration.test_process import _free_port, _wait_serving, scaler_process
 from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
@@ -51,14 +52,14 @@ async def test_sigterm_under_load(
     keys = [unique_key(f"load-{i}") for i in range(5)]
     for key in keys:
         await redis_client.rpush(key, "a")
-    port = _free_port()
+    port = free_port()
     async with (
         scaler_process(
             tmp_path / "scaler.log", port, SCALER_GRACE_PERIOD="5", SCALER_CACHE_TTL="0"
         ) as process,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
-        await _wait_serving(channel)
+        await wait_serving(channel)
         stub = pb_grpc.ExternalScalerStub(channel)
         rabbit = rabbitmq_metadata(queue, "amqp", user=user, password=password)
         streams = [StreamReader(stub.StreamIsActive(ref(redis_metadata(k), name=k))) for k in keys]

@@ -1,10 +1,13 @@
 """Hold S StreamIsActive streams open against a scaler, as KEDA does for ``external-push``.
 
-    python -m bench.stream_holder --target 127.0.0.1:9090 --refs refs.json [--timeout 60]
+    python -m bench.keda_load.lanes.stream_holder --target 127.0.0.1:9090 --refs refs.json
+
+Both ends live here: the program (a separate process, so that holding streams does not load the
+benchmark's own event loop) and :class:`StreamHolder`, the benchmark's handle on it.
 
 ``refs.json`` is a JSON list of ScaledObjectRefs (``{"name", "namespace", "scalerMetadata"}``);
 one stream is opened per entry, all multiplexed on one channel (KEDA shares one connection per
-scaler address). Protocol with the parent process (``bench.keda_load``), one line each on stdout:
+scaler address). Protocol with the parent process, one line each on stdout:
 
 * ``READY <initial> <streams> <seconds>`` once every stream has received its initial state,
   or ``PARTIAL <initial> <streams> <seconds> <json>`` if only ``initial`` of them did within
@@ -25,21 +28,29 @@ import json
 import signal
 import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from bench.harness.processes import ChildProcess, pinned
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
+    # only the parent's signatures name it; the program itself never loads the scaler's modules
+    from bench.keda_load.objects import ScaledObject
     from scaler.proto.externalscaler_pb2_grpc import ExternalScalerAsyncStub
+
+#: how the parent starts this module as a program
+PROGRAM = "bench.keda_load.lanes.stream_holder"
 
 
 class Holder:
-    """The streams and their counters."""
+    """The program's streams and their counters."""
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -131,6 +142,86 @@ def main() -> None:
     args = parser.parse_args()
     summary = asyncio.run(run(args.target, _refs(args.refs), args.timeout))
     print("DONE " + json.dumps(summary), flush=True)
+
+
+# --- the benchmark's side ---------------------------------------------------------------------
+
+
+class StreamHolder:
+    """The program in its own process on the load core, holding S streams."""
+
+    def __init__(self, child: ChildProcess, initial: int, streams: int, seconds: float) -> None:
+        self.child = child
+        self.initial = initial
+        self.streams = streams
+        self.ready_s = seconds
+
+    def readiness(self) -> dict[str, Any]:
+        return {"streams_with_initial_state": self.initial, "open_s": self.ready_s}
+
+    @classmethod
+    async def open(
+        cls,
+        target: str,
+        objects: Sequence[ScaledObject],
+        workdir: Path,
+        cpu: int | None,
+        ready_within: float = 60.0,
+        allow_partial: bool = False,
+    ) -> StreamHolder:
+        """Start the holder and wait until every stream has its initial state.
+
+        :param allow_partial: accept streams left silent after ``ready_within`` (naive mode:
+            a read that keeps failing leaves its stream silent); otherwise that is an error
+        """
+        refs = workdir / f"streams-{uuid.uuid4().hex[:6]}.json"
+        refs.write_text(json.dumps([o.ref() for o in objects]))
+        argv = [sys.executable, "-m", PROGRAM, "--target", target, "--refs", str(refs)]
+        argv += ["--timeout", f"{ready_within:g}"]
+        child = await ChildProcess.start(
+            "stream_holder",
+            pinned(argv, cpu),
+            workdir / f"holder-{refs.stem}.log",
+            stdin=True,
+            stdout=True,
+        )
+        assert child.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(child.process.stdout.readline(), ready_within + 15)
+        except TimeoutError:
+            await child.stop()
+            raise RuntimeError(f"stream holder silent for {ready_within + 15:g}s") from None
+        text = line.decode().strip()
+        word, *fields = text.split(" ", 4)
+        if word not in ("READY", "PARTIAL") or len(fields) < 3:
+            await child.stop(5)
+            raise RuntimeError(f"stream holder: {text or 'exited'}\n{child.tail()}")
+        holder = cls(child, int(fields[0]), int(fields[1]), float(fields[2]))
+        if word == "PARTIAL" and not allow_partial:
+            await holder.close()
+            raise RuntimeError(
+                f"only {holder.initial} of {holder.streams} streams received their initial state "
+                f"within {ready_within:g}s; ended early: {fields[3] if len(fields) > 3 else '{}'}"
+            )
+        return holder
+
+    async def close(self) -> dict[str, Any]:
+        """Close the streams; the holder's own counts."""
+        process = self.child.process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        summary: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(20):
+                async for raw in process.stdout:
+                    line = raw.decode().strip()
+                    if line.startswith("DONE "):
+                        summary = json.loads(line[5:])
+        except TimeoutError:
+            pass
+        await self.child.stop(5)
+        return summary
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Python's own gRPC ceiling: a grpc.aio ExternalScaler whose handlers return constants.
 
-    python -m bench.noop_server --grpc-port 9191 [--bind-address 127.0.0.1] [--work timeout]
+    python -m bench.harness.noop_server --grpc-port 9191 [--bind-address 127.0.0.1] [--work timeout]
 
 ``bench.keda_load`` starts it pinned like the scaler (``taskset -c 0``) and drives it with the
 same ghz load, so the scaler's throughput can be compared with what grpc.aio itself allows on

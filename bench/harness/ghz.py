@@ -1,10 +1,10 @@
-"""Run ghz (the Go gRPC load generator) against the scaler and read its JSON report.
+"""Run ghz (the Go gRPC load generator) against a server and read its report.
 
 ghz is built by ``scripts/ghz.sh`` (``go install`` through the Go module proxy) into
 ``~/.cache/keda-queue-scaler/bin/``. One ghz process drives one method; KEDA's call pattern is
 made of several runs (sequential phases for one poll round, side-by-side processes for a
-sustained load). The request data is a JSON list (``-D``): ghz sends element ``i mod len`` as
-request number ``i``, so a list of N ScaledObjects spreads the load over all of them.
+sustained load). The request data is a JSON list (``--data-file``): ghz sends element
+``i mod len`` as request number ``i``, so a list of N ScaledObjects spreads the load over all.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.loadstats import GhzReport, parse_ghz
+from bench.harness.ghz_report import GhzReport, parse_ghz
+from bench.harness.paths import REPO_ROOT
+from bench.harness.processes import pinned
 
-ROOT = Path(__file__).resolve().parents[1]
-PROTO = ROOT / "protos" / "externalscaler.proto"
+PROTO = REPO_ROOT / "protos" / "externalscaler.proto"
 SERVICE = "externalscaler.ExternalScaler"
 
 
@@ -33,9 +35,7 @@ def find_ghz(explicit: str | None = None) -> Path:
         if not path.is_file():
             raise RuntimeError(f"--ghz {explicit}: no such file")
         return path
-    import subprocess
-
-    script = ROOT / "scripts" / "ghz.sh"
+    script = REPO_ROOT / "scripts" / "ghz.sh"
     done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         on_path = shutil.which("ghz")
@@ -54,8 +54,8 @@ class GhzLoad:
     :param method: ExternalScaler method (``GetMetrics``, ``IsActive``, ``GetMetricSpec``)
     :param data: JSON list of request messages, one per ScaledObject
     :param concurrency: requests in flight (ghz workers), all on one HTTP/2 connection as KEDA
-    :param total: number of requests (``-n``), or
-    :param duration: seconds to run (``-z``; requests in flight at the end are not counted)
+    :param total: number of requests (``--total``), or
+    :param duration: seconds to run (``--duration``; requests in flight at the end not counted)
     :param rps: rate limit (``--rps``), None for as fast as the server answers
     :param deadline: per-request deadline in seconds (sent as ``grpc-timeout``); None for none,
         as KEDA's polling loop (its HPA path has about 3 s)
@@ -102,15 +102,14 @@ class GhzLoad:
 async def run_ghz(
     ghz: Path, target: str, load: GhzLoad, output: Path, cpu: int | None
 ) -> GhzReport:
-    """Run ghz once (pinned to ``cpu`` with taskset when given) and parse its report.
+    """Run ghz once (pinned to ``cpu`` when given) and parse its report.
 
     :raises RuntimeError: ghz failed to run (its stderr in the message)
     """
-    argv = load.argv(ghz, target, output)
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu), *argv]
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *pinned(load.argv(ghz, target, output), cpu),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await proc.communicate()
     report = await asyncio.to_thread(_read_report, output)

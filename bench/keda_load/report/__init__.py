@@ -1,0 +1,1 @@
+"""What a run reports: the stdout tables, the targets checked, the JSON file."""
