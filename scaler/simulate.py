@@ -7,8 +7,9 @@ This module owns the ``simulate`` subcommand, in three parts that do not mix:
   method takes the simulated time and the readings, and returns a timeline :class:`Row`. Tests
   drive it with a fake clock and fake readings;
 * **the driver** (:func:`drive`, :class:`RemoteSource`, :class:`CompressedClock`): runs the model
-  against a live scaler through :mod:`scaler.remote`, on a real clock compressed by ``--speed``,
-  making the calls KEDA makes, and following ``StreamIsActive`` for ``external-push`` triggers;
+  against a live scaler through :mod:`scaler.tools.remote`, on a real clock compressed by
+  ``--speed``, making the calls KEDA makes, and following ``StreamIsActive`` for
+  ``external-push`` triggers;
 * **the command** (:func:`add_arguments`, :func:`run`): the manifest (loaded and validated by
   :mod:`scaler.check`, with its ``xxxFromEnv`` resolution), the table, ``--json`` and ``--plot``.
 
@@ -121,7 +122,6 @@ from typing import Any, Final, Protocol, TextIO
 
 import yaml
 
-from scaler import remote
 from scaler.check import (
     EXTERNAL_TYPES,
     SCALED_JOB,
@@ -132,6 +132,7 @@ from scaler.check import (
     resolve_from_env,
 )
 from scaler.errors import ManifestError, RemoteError
+from scaler.tools import remote
 
 POLL: Final = "poll"
 HPA: Final = "hpa"

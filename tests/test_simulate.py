@@ -18,7 +18,7 @@ import grpc
 import pytest
 import yaml
 
-from scaler import remote, simulate
+from scaler import simulate
 from scaler.check import Replicas, ScaledRef
 from scaler.errors import ManifestError, RemoteError
 from scaler.proto import externalscaler_pb2 as pb
@@ -34,6 +34,7 @@ from scaler.simulate import (
     SimTrigger,
     TriggerSample,
 )
+from scaler.tools import remote
 from tests.fakes import BackendError
 
 REF = ScaledRef("ScaledObject", "work", "consumer")
