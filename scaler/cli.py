@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from scaler import __version__, check, logs, simulate
+from scaler import __version__, logs, simulate
 from scaler.app import ScalerApp, build_engine
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
+from scaler.tools import check
 
 
 def _parser() -> argparse.ArgumentParser:

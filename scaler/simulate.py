@@ -122,7 +122,9 @@ from typing import Any, Final, Protocol, TextIO
 
 import yaml
 
-from scaler.check import (
+from scaler.errors import ManifestError, RemoteError
+from scaler.tools import remote
+from scaler.tools.manifest import (
     EXTERNAL_TYPES,
     SCALED_JOB,
     SCALED_OBJECT,
@@ -131,8 +133,6 @@ from scaler.check import (
     load_manifest,
     resolve_from_env,
 )
-from scaler.errors import ManifestError, RemoteError
-from scaler.tools import remote
 
 POLL: Final = "poll"
 HPA: Final = "hpa"

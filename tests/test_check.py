@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from scaler import check
 from scaler.cache import Coalescer
 from scaler.engine import Engine
 from scaler.errors import BackendAuthError, BackendUnavailable
 from scaler.pool import BackendPool
+from scaler.tools import check, manifest
 from tests.fakes import FakeBackend, FakeTrigger
 
 
@@ -457,7 +457,7 @@ async def test_password_from_env_is_resolved_and_never_printed(
 def test_resolve_from_env() -> None:
     metadata = {"listName": "jobs", "passwordFromEnv": "PW", "hostFromEnv": "MISSING"}
 
-    resolved, dropped = check.resolve_from_env(metadata, {"PW": "hunter2"})
+    resolved, dropped = manifest.resolve_from_env(metadata, {"PW": "hunter2"})
 
     assert resolved == {"listName": "jobs", "passwordFromEnv": "hunter2"}
     assert dropped == ["hostFromEnv"]

@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from scaler import simulate
-from scaler.check import Replicas, ScaledRef
 from scaler.errors import ManifestError, RemoteError
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
@@ -35,6 +34,7 @@ from scaler.simulate import (
     TriggerSample,
 )
 from scaler.tools import remote
+from scaler.tools.manifest import Replicas, ScaledRef
 from tests.fakes import BackendError
 
 REF = ScaledRef("ScaledObject", "work", "consumer")

@@ -15,11 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from scaler import check
 from scaler.backends import build_backends
 from scaler.cache import Coalescer
 from scaler.engine import Engine
 from scaler.pool import BackendPool
+from scaler.tools import check
 
 pytestmark = pytest.mark.integration
 
