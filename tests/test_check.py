@@ -154,6 +154,7 @@ REPLICA_CASES = [
     ({"minReplicaCount": 2, "idleReplicaCount": 0}, 1, "1", "5", False, 0, "idleReplicaCount"),
     ({"minReplicaCount": 2, "idleReplicaCount": 1}, 9, "1", "0", True, 9, "idle only if idle"),
     ({}, 1.1, "0.1", "0", True, 11, "milli-units as the HPA: 11, not float's 12"),
+    ({}, 0.0025, "0.001", "0", True, 3, "KEDA's %.3f milli-units: 0.0025 is 3, not round()'s 2"),
 ]
 
 

@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -48,15 +47,14 @@ from typing import Any, Final, TextIO
 from scaler.engine import Engine
 from scaler.errors import ManifestError, ScalerError
 from scaler.metadata import BACKEND_KEY, FROM_ENV_SUFFIX
+from scaler.tools.arguments import positive_seconds
 from scaler.tools.manifest import (
     SCALED_JOB,
     ScaledRef,
     ScaledResource,
     TriggerSpec,
     dropped_note,
-    load_manifest,
-    read_problem,
-    read_text,
+    read_manifest,
     resolve_from_env,
 )
 from scaler.tools.replicas import milli_units, scaled_job_replicas, scaled_object_replicas
@@ -99,20 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         help=f"longest wait for one trigger's backend (default {DEFAULT_TIMEOUT:g})",
     )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds greater than 0")
-    return value
 
 
 # -- evaluation --------------------------------------------------------------------------------
@@ -286,14 +274,10 @@ async def run(
     :returns: 0 if every external trigger answered, 1 if any failed, 2 if the file is unusable
     """
     try:
-        text = await asyncio.to_thread(read_text, args.file)
-        resources = load_manifest(text)
-    except (OSError, UnicodeDecodeError) as err:
-        _stderr(f"check: cannot read {args.file}: {read_problem(err)}")
-        return EXIT_BAD_INPUT
+        resources = await read_manifest(args.file)
     except ManifestError as err:
         for problem in err.problems:
-            _stderr(f"check: {args.file}: {problem}")
+            _stderr(f"check: {problem}")
         return EXIT_BAD_INPUT
 
     timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))

@@ -20,6 +20,7 @@ the schema, and a message such as "quote the value" helps more than a schema's "
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,20 +91,30 @@ class ScaledResource:
     spec: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def read_text(path: str) -> str:
-    """The manifest's text; ``-`` reads stdin.
+async def read_manifest(path: str) -> list[ScaledResource]:
+    """Every ScaledObject/ScaledJob of the file ``path`` (``-`` reads stdin), read off the loop.
 
-    :raises OSError: the file cannot be read
-    :raises UnicodeDecodeError: it is not UTF-8 text
+    :raises ManifestError: ``cannot read PATH: why``, or :func:`load_manifest`'s problems, each
+        prefixed with ``PATH: ``
     """
+    try:
+        text = await asyncio.to_thread(_read_text, path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError([f"cannot read {path}: {_read_problem(err)}"]) from None
+    try:
+        return load_manifest(text)
+    except ManifestError as err:
+        raise ManifestError(f"{path}: {problem}" for problem in err.problems) from None
+
+
+def _read_text(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
     with open(path, encoding="utf-8") as handle:
         return handle.read()
 
 
-def read_problem(err: OSError | UnicodeDecodeError) -> str:
-    """Why :func:`read_text` failed, in a few words."""
+def _read_problem(err: OSError | UnicodeDecodeError) -> str:
     if isinstance(err, UnicodeDecodeError):
         return "not UTF-8 text"
     return err.strerror or type(err).__name__

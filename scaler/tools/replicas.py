@@ -14,7 +14,7 @@ The milli-unit rule (KEDA v2.20+, ``quantityFromFloat64`` in ``pkg/scalers/scale
 
 Per metric, the HPA (``AverageValue``, Kubernetes' ``replica_calculator.go``)
     ``ceil(value / target)`` on the milli-unit quantities, as float division the way the HPA's
-    Go code does it: 1.1 over 0.1 is 1100/100 = 11, not the 12 of floating point.
+    Go code does it: 0.33 over 0.03 is 330/30 = 11, not the 12 of floating point.
 
 A ScaledObject (``minReplicaCount`` default 0, ``maxReplicaCount`` default 100,
 ``idleReplicaCount`` unset by default; ``metricType: AverageValue``), without the HPA's tolerance,
