@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from scaler.errors import RemoteError
 from scaler.proto import externalscaler_pb2 as pb
@@ -261,6 +262,26 @@ async def test_simulate_exit_statuses(tmp_path, unused_tcp_port, monkeypatch, ca
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
     # serve's Settings reads tls_cert/tls_key from a namespace: simulate's flags keep out of it
     assert not {"tls_cert", "tls_key"} & set(vars(args))
+
+
+async def test_simulate_parses_the_manifest_once(serve, fake_backend, tmp_path, monkeypatch):
+    parses: list[str] = []
+    parse_all = yaml.safe_load_all
+
+    def counted(stream):
+        parses.append(stream)
+        return parse_all(stream)
+
+    monkeypatch.setattr(yaml, "safe_load_all", counted)
+    running = await serve()
+    fake_backend.values["jobs"] = 3.0
+    path = write_manifest(tmp_path, "external", pollingInterval=10, maxReplicaCount=7)
+    args = parse(str(path), "--address", running.address, "--speed", "600", "--duration", "1")
+    out = io.StringIO()
+    assert await command.run(args, {}, out) == 0
+    # the spec loader read pollingInterval from the model's raw spec, not from the text again
+    assert "replicas 0..7, pollingInterval 10s" in out.getvalue().splitlines()[0]
+    assert len(parses) == 1
 
 
 async def test_simulate_over_mutual_tls_to_the_scaler(serve, fake_backend, pki, tmp_path) -> None:

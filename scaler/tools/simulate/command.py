@@ -19,11 +19,7 @@ from typing import Final, TextIO
 from scaler.errors import ManifestError, RemoteError
 from scaler.tools import remote
 from scaler.tools.arguments import non_negative_integer, non_negative_number, positive_number
-from scaler.tools.manifest import (
-    dropped_note,
-    read_manifest,
-    resolve_from_env,
-)
+from scaler.tools.manifest import dropped_note, read_manifest, resolve_from_env
 from scaler.tools.simulate.driver import DEFAULT_SPEED, Clock, CompressedClock, RemoteSource, drive
 from scaler.tools.simulate.hpa import (
     DEFAULT_DOWNSCALE_STABILIZATION,
