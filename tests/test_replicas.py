@@ -1,24 +1,14 @@
-"""The replica arithmetic and the one milli-unit rule that ``check`` and ``simulate`` share."""
+"""The replica arithmetic and the one milli-unit rule; check and simulate agreeing on a live value
+is tested in test_check.py."""
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import math
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import yaml
 
-from scaler.cache import Coalescer
-from scaler.engine import Engine
-from scaler.pool import BackendPool
-from scaler.tools import check, remote, replicas
+from scaler.tools import remote, replicas
 from scaler.tools.manifest import Replicas
-from scaler.tools.simulate import command
-from tests.fakes import FakeBackend
 
 # -- the milli-unit rule: KEDA v2.20+'s resource.MustParse(fmt.Sprintf("%.3f", v)) ------------
 
@@ -127,81 +117,3 @@ def test_scaled_job_trigger_with_a_zero_target_wants_no_jobs() -> None:
     assert replicas.scaled_job_replicas([(5000, 0, True)], Replicas(min=0, max=10)) == 0
     summed = Replicas(min=0, max=10, calculation="sum")
     assert replicas.scaled_job_replicas([(5000, 0, True), (3000, 1000, True)], summed) == 3
-
-
-# -- check and simulate agree -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(fake_backend: FakeBackend) -> AsyncIterator[Engine]:
-    engine = Engine(
-        backends={"fake": fake_backend},
-        pool=BackendPool({"fake": fake_backend}),
-        cache=Coalescer(ttl=0),
-        backend_timeout=1.0,
-    )
-    yield engine
-    await engine.aclose()
-
-
-def one_trigger_manifest(tmp_path: Path, target: str) -> Path:
-    document = {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "consumer", "namespace": "work"},
-        "spec": {
-            "scaleTargetRef": {"name": "consumer"},
-            "triggers": [
-                {
-                    "type": "external",
-                    "metadata": {"backend": "fake", "name": "jobs", "target": target},
-                }
-            ],
-        },
-    }
-    path = tmp_path / "so.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
-
-
-def parse(add_arguments, *argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
-AGREEMENT_CASES = [
-    # (value, target, replicas, what the row checks)
-    (7.0, "5", 2, "whole numbers"),
-    (3.0006, "1", 4, "3.001 rounded up: simulate's old truncation gave 3"),
-    (0.0025, "0.001", 3, "2.5 milli-units round up to 3: check's old round() gave 2"),
-]
-
-
-@pytest.mark.parametrize(
-    ("value", "target", "wanted"),
-    [case[:3] for case in AGREEMENT_CASES],
-    ids=[case[3] for case in AGREEMENT_CASES],
-)
-async def test_check_and_simulate_agree_on_the_replica_count(
-    serve, fake_backend: FakeBackend, engine: Engine, tmp_path: Path, value, target, wanted
-) -> None:
-    fake_backend.values["jobs"] = value
-    path = one_trigger_manifest(tmp_path, target)
-
-    # check reads the backend through the engine ...
-    out = io.StringIO()
-    assert await check.run(parse(check.add_arguments, str(path), "--json"), engine, {}, out) == 0
-    [checked] = json.loads(out.getvalue())
-
-    # ... simulate reads what a running scaler sends on the wire (float and int fields)
-    running = await serve(cache_ttl=0.0)
-    out = io.StringIO()
-    args = parse(command.add_arguments, str(path), "--address", running.address, "--json",
-                 "--replicas", "1", "--duration", "1", "--speed", "600")  # fmt: skip
-    assert await command.run(args, {}, out) == 0
-    [poll, hpa] = json.loads(out.getvalue())
-
-    assert (poll["event"], hpa["event"]) == ("poll", "hpa")
-    assert hpa["metrics"] == {"s0-fake-jobs": replicas.milli_units(value) / 1000}
-    assert checked["desiredReplicas"] == hpa["replicas"] == wanted
