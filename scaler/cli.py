@@ -8,11 +8,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from scaler import __version__, check, logs, simulate
+from scaler import __version__, logs
 from scaler.app import ScalerApp, build_engine
 from scaler.backends import quiet_loggers
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
+from scaler.tools import check
+from scaler.tools.simulate import command as simulate
 
 
 def _parser() -> argparse.ArgumentParser:

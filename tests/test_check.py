@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from scaler import check
+from scaler.app import build_engine
 from scaler.backends.base import Trigger
-from scaler.cache import Coalescer
 from scaler.engine import Engine
 from scaler.errors import BackendAuthError, BackendUnavailable
-from scaler.pool import BackendPool
+from scaler.settings import Settings
+from scaler.tools import check, manifest
+from scaler.tools.replicas import milli_units
+from scaler.tools.simulate import command as simulate
 from tests.fakes import FakeBackend, FakeConnection
 
 
@@ -41,12 +43,7 @@ def backend() -> RecordingBackend:
 
 @pytest.fixture
 async def engine(backend: RecordingBackend) -> AsyncIterator[Engine]:
-    engine = Engine(
-        backends={"fake": backend},
-        pool=BackendPool({"fake": backend}),
-        cache=Coalescer(ttl=0),
-        backend_timeout=1.0,
-    )
+    engine = build_engine(Settings(cache_ttl=0.0, backend_timeout=1.0), backends={"fake": backend})
     yield engine
     await engine.aclose()
 
@@ -155,6 +152,7 @@ REPLICA_CASES = [
     ({"minReplicaCount": 2, "idleReplicaCount": 0}, 1, "1", "5", False, 0, "idleReplicaCount"),
     ({"minReplicaCount": 2, "idleReplicaCount": 1}, 9, "1", "0", True, 9, "idle only if idle"),
     ({}, 1.1, "0.1", "0", True, 11, "milli-units as the HPA: 11, not float's 12"),
+    ({}, 0.0025, "0.001", "0", True, 3, "KEDA's %.3f milli-units: 0.0025 is 3, not round()'s 2"),
 ]
 
 
@@ -182,6 +180,53 @@ async def test_scaled_object_replicas(
     assert status == 0
     assert (rows[0]["value"], rows[0]["active"]) == (value, active)
     assert rows[0]["desiredReplicas"] == replicas
+
+
+# -- check and simulate agree (one milli-unit rule) ---------------------------------------------
+
+
+@pytest.fixture
+def fake_backend(backend: RecordingBackend) -> FakeBackend:
+    """The scaler ``serve`` starts reads the backend this module's engine reads."""
+    return backend
+
+
+AGREEMENT_CASES = [
+    # (value, target, replicas, what the row checks)
+    (7.0, "5", 2, "whole numbers"),
+    (3.0006, "1", 4, "3.001 rounded up: simulate's old truncation gave 3"),
+    (0.0025, "0.001", 3, "2.5 milli-units round up to 3: check's old round() gave 2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "wanted"),
+    [case[:3] for case in AGREEMENT_CASES],
+    ids=[case[3] for case in AGREEMENT_CASES],
+)
+async def test_check_and_simulate_agree_on_the_replica_count(
+    serve, engine: Engine, backend: FakeBackend, tmp_path: Path, value, target, wanted
+) -> None:
+    backend.values["q"] = value
+    path = write(tmp_path, scaled(fake("q", target)))
+
+    # check reads the backend through the engine ...
+    status, rows = await run_json(engine, path)
+    assert status == 0
+
+    # ... simulate reads what a running scaler sends on the wire (float and int fields)
+    running = await serve(cache_ttl=0.0)
+    parser = argparse.ArgumentParser(prog="keda-queue-scaler simulate")
+    simulate.add_arguments(parser)
+    args = parser.parse_args([str(path), "--address", running.address, "--json",
+                              "--replicas", "1", "--duration", "1", "--speed", "600"])  # fmt: skip
+    out = io.StringIO()
+    assert await simulate.run(args, {}, out) == 0
+    [poll, hpa] = json.loads(out.getvalue())
+
+    assert (poll["event"], hpa["event"]) == ("poll", "hpa")
+    assert hpa["metrics"] == {"s0-fake-q": milli_units(value) / 1000}
+    assert rows[0]["desiredReplicas"] == hpa["replicas"] == wanted
 
 
 async def test_object_level_result_in_table(
@@ -458,7 +503,7 @@ async def test_password_from_env_is_resolved_and_never_printed(
 def test_resolve_from_env() -> None:
     metadata = {"listName": "jobs", "passwordFromEnv": "PW", "hostFromEnv": "MISSING"}
 
-    resolved, dropped = check.resolve_from_env(metadata, {"PW": "hunter2"})
+    resolved, dropped = manifest.resolve_from_env(metadata, {"PW": "hunter2"})
 
     assert resolved == {"listName": "jobs", "passwordFromEnv": "hunter2"}
     assert dropped == ["hostFromEnv"]

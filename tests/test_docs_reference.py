@@ -10,7 +10,7 @@ import pytest
 from scaler.backends import BACKENDS
 from scaler.backends.base import AnyBackend
 from scaler.metadata import declared
-from scaler.tools.reference import ROOT, shown_default, stale
+from scaler.tools.reference import ROOT, begin_mark, end_mark, shown_default, stale
 
 _ROW = re.compile(r"^\| `(?P<key>[^`]+)`[^|]*\| (?P<default>[^|]*) \|", re.MULTILINE)
 
@@ -24,7 +24,9 @@ def test_every_declared_parameter_is_in_its_page_with_its_default(
     backend: type[AnyBackend],
 ) -> None:
     page = (ROOT / "docs" / "backends" / f"{backend.name}.md").read_text(encoding="utf-8")
-    rows = {m["key"]: m["default"].strip() for m in _ROW.finditer(page)}
+    block = f"parameters:{backend.name}"
+    table = page.split(begin_mark(block), 1)[1].split(end_mark(block), 1)[0]
+    rows = {m["key"]: m["default"].strip() for m in _ROW.finditer(table)}
     for _, p in declared(backend.params):
         assert p.key in rows, f"{p.key} is not in docs/backends/{backend.name}.md"
         assert rows[p.key] == shown_default(p), p.key

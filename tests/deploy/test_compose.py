@@ -490,7 +490,7 @@ async def test_dockerfile_healthcheck_with_tls_uses_the_health_port(serve, tmp_p
 
 
 def test_simulator_arguments_are_simulate_options(services: dict[str, dict[str, Any]]):
-    simulate = pytest.importorskip("scaler.simulate")
+    simulate = pytest.importorskip("scaler.tools.simulate.command")
     parser = argparse.ArgumentParser()
     simulate.add_arguments(parser)
     args = parser.parse_args(services["simulator"]["command"])

@@ -15,11 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from scaler import check
-from scaler.backends import build_backends
-from scaler.cache import Coalescer
+from scaler.app import build_engine
 from scaler.engine import Engine
-from scaler.pool import BackendPool
+from scaler.settings import Settings
+from scaler.tools import check
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +32,7 @@ def check_redis_url(redis_url: str) -> str:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[Engine]:
-    backends = build_backends(timeout=2.0)
-    engine = Engine(
-        backends=backends,
-        pool=BackendPool(backends),
-        cache=Coalescer(ttl=0),
-        backend_timeout=2.0,
-    )
+    engine = build_engine(Settings(cache_ttl=0.0, backend_timeout=2.0))
     yield engine
     await engine.aclose()
 

@@ -3,12 +3,12 @@
 This module owns the client side of the protocol: the channel (insecure by default, TLS with an
 optional root CA file and an optional client certificate for mTLS), the four calls a KEDA
 operator makes, and the conversion of protobuf messages and gRPC errors into plain Python values.
-Nothing else outside :mod:`scaler.server` and :mod:`scaler.app` imports ``grpc`` or the generated
-code; tools such as ``simulate`` use this module instead.
+Apart from :mod:`scaler.server` and :mod:`scaler.app`, nothing else imports ``grpc`` or the
+generated code; the other tools (``simulate``) use this module instead.
 
 The values are returned as the scaler sent them, both the integer and the float field: deciding
 which one KEDA uses (``metricValueFloat`` when > 0, else ``metricValue``; keda-protocol.md 1.10)
-is the caller's business, because it is KEDA's rule, not the wire's.
+is :mod:`scaler.tools.replicas`' business, because it is KEDA's rule, not the wire's.
 
 Every failed call raises :class:`RemoteError` with the gRPC status name (``UNAVAILABLE``,
 ``INVALID_ARGUMENT``, ...) and the server's message, which this scaler guarantees never quotes a
