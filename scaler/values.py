@@ -53,7 +53,10 @@ def integer(text: str) -> int:
     """A base-10 integer; no underscores, no decimals."""
     if not _INTEGER.fullmatch(text):
         raise InvalidValue("is not a valid integer")
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # Python refuses to convert more than 4,300 digits
+        raise InvalidValue("is not a valid integer (too many digits)") from None
 
 
 def number(text: str) -> float:

@@ -108,6 +108,11 @@ def test_valid_metadata(metadata: dict[str, str], expected: tuple[object, ...]) 
             id="zero target",
         ),
         pytest.param(
+            {**BASE, "listLength": "9" * 5000},
+            ["is not a valid integer (too many digits)"],
+            id="an integer too long for Python to convert is refused, not a crash",
+        ),
+        pytest.param(
             {**BASE, "listLength": "2.5"},
             ["listLength: '2.5' is not a valid integer"],
             id="decimal target",
