@@ -66,6 +66,7 @@ def test_defaults_are_kedas() -> None:
             p.ensure_even_distribution,
         )
     )
+    assert (p.version, p.full_metadata) == ("1.0.0", True)
     assert t.metric_name() == "kafka-orders"
     assert (
         parse_metadata({k: v for k, v in BASE.items() if k != "topic"}).metric_name()

@@ -1,18 +1,20 @@
 """``backend: kafka`` parameters: every key of KEDA's ``kafka`` trigger, declared once.
 
-Names, defaults and meanings are KEDA's (v2.20.2). TLS and SASL keys that KEDA reads from a
-TriggerAuthentication only are ordinary keys here, since KEDA forwards no TriggerAuthentication
-to an external scaler (ideally given as ``xxxFromEnv``). The cross-field rules are
-:func:`scaler.backends.kafka.trigger.build`'s.
+Names, defaults and meanings are KEDA's (v2.20.2, and ``fullMetadata`` from KEDA main). TLS and
+SASL keys that KEDA reads from a TriggerAuthentication only are ordinary keys here, since KEDA
+forwards no TriggerAuthentication to an external scaler (ideally given as ``xxxFromEnv``). The
+cross-field rules are :func:`scaler.backends.kafka.trigger.build`'s.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
 from scaler.metadata import param
 from scaler.values import (
+    InvalidValue,
     boolean,
     integer,
     lower,
@@ -30,6 +32,20 @@ SASL_MECHANISMS: Final = {
     "scram_sha512": "SCRAM-SHA-512",
     "oauthbearer": "OAUTHBEARER",
 }
+# sarama's ParseKafkaVersion (KEDA v2.20.2 validates `version` with it): ASCII digits, four
+# numbers before Kafka 1 and three from 1.0 on; each must fit the uint64 it is scanned into.
+# The shortest match is five characters, so sarama's "shorter than 5 is invalid" is implied.
+_VERSION_BEFORE_1: Final = re.compile(r"0\.[0-9]+\.[0-9]+\.[0-9]+")
+_VERSION: Final = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+
+
+def kafka_version(text: str) -> str:
+    """A Kafka protocol version as KEDA accepts it: ``1.0.0``, or ``0.11.0.2`` before Kafka 1."""
+    pattern = _VERSION_BEFORE_1 if text.startswith("0") else _VERSION
+    # 20 digits at most: a longer number cannot fit, and int() refuses very long ones
+    if not pattern.fullmatch(text) or any(len(n) > 20 or int(n) >= 2**64 for n in text.split(".")):
+        raise InvalidValue("is not a Kafka version (e.g. 1.0.0, or 0.11.0.2 before Kafka 1)")
+    return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +130,20 @@ class KafkaParams:
         default=30.0,
         check=non_negative,
         doc="extension: how long an unmoved committed offset makes lag persistent",
+    )
+    version: str = param(
+        "version",
+        kafka_version,
+        default="1.0.0",
+        doc="the Kafka protocol version KEDA's client speaks, validated as KEDA does; no effect "
+        "here: kafka-python negotiates API versions with the broker itself",
+    )
+    full_metadata: bool = param(
+        "fullMetadata",
+        boolean,
+        default=True,
+        doc="KEDA main (for v2.21): `false` asks metadata for `topic` only, and needs it; "
+        "validated as KEDA does, no effect here: this scaler asks for the topics it reads only",
     )
     sasl: str = param(
         "sasl",

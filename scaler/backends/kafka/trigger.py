@@ -204,6 +204,8 @@ def _check_options(p: KafkaParams, reading: Reading) -> None:
         reading.problem("limitToPartitionsWithLag requires topic")
     if p.ensure_even_distribution and not p.topic:
         reading.problem("ensureEvenDistributionOfPartitions requires topic")
+    if not p.full_metadata and not p.topic:
+        reading.problem("topic must be specified when fullMetadata is false")
 
 
 def _check_security(p: KafkaParams, reading: Reading) -> None:
