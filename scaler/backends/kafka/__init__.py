@@ -64,6 +64,8 @@ class KafkaBackend(Backend[KafkaParams, KafkaConnection, ConsumerLag]):
         """Each partition's ``unchanged_for``: seconds its committed offset has stayed as it is
         (0 at first sighting and after a change), which ``excludePersistentLag`` reads."""
         items = []
+        # uncommitted partitions (-1) too: a commit that vanishes (expired offsets) and comes
+        # back at the same offset is a change, so its clock starts again
         for item in measurement.items:
             key = (connection, resource.group, item["topic"], item["partition"])
             first_seen = history.since(key, item["committed"], now)

@@ -1,9 +1,9 @@
 """``backend: kafka`` triggers: connection identity, what is read, KEDA's lag arithmetic.
 
 :func:`build` applies KEDA's cross-field rules (its ``Validate()``) to the declared
-:class:`~scaler.backends.kafka.params.KafkaParams`, with KEDA's messages. A trigger's
-:meth:`KafkaTrigger.evaluate` is KEDA's lag arithmetic on raw offsets, with these differences on
-purpose (README, "Differences from KEDA's kafka trigger"):
+:class:`~scaler.backends.kafka.params.KafkaParams`. A trigger's :meth:`KafkaTrigger.evaluate` is
+KEDA's lag arithmetic on raw offsets, with these differences on purpose (README, "Differences
+from KEDA's kafka trigger"):
 
 * lag is clamped at 0;
 * ``earliest`` with no commit counts log-end minus log-start, not the absolute log-end
