@@ -26,12 +26,9 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from bench.harness.brokers import address
 from bench.harness.paths import RESULTS
-from scaler.backends import build_backends
-from scaler.backends.base import Measurement
-from scaler.backends.kafka import KafkaClient
-from scaler.cache import Coalescer
-from scaler.engine import Engine
-from scaler.pool import BackendPool
+from scaler.app import build_engine
+from scaler.backends.kafka.client import KafkaClient
+from scaler.settings import Settings
 
 
 def prepare(bootstrap: str, topics: list[str], partitions: int, group: str) -> None:
@@ -70,14 +67,13 @@ def cleanup(bootstrap: str, topics: list[str]) -> None:
 
 
 async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -> dict[str, Any]:
-    backends = build_backends(timeout=30.0)
-    engine = Engine(backends, BackendPool(backends), Coalescer[Measurement](0.0), 30.0)
+    engine = build_engine(Settings(cache_ttl=0.0, backend_timeout=30.0))
     metadata = {"backend": "kafka", "bootstrapServers": bootstrap, "consumerGroup": group}
     results: dict[str, Any] = {}
     for mode, extra in (("topic", {"topic": topics[0]}), ("all topics of the group", {})):
-        trigger = engine.trigger({**metadata, **extra, "allowIdleConsumers": "true"})
-        first = await engine.evaluate(trigger)  # connects and bootstraps
-        client = engine.pool.get("kafka", trigger.connection)
+        parsed = engine.parse({**metadata, **extra, "allowIdleConsumers": "true"})
+        first = await engine.evaluate(parsed)  # connects and bootstraps
+        client = engine.pool.get(parsed.key.connection)
         assert isinstance(client, KafkaClient)
         requests: Counter[str] = Counter()
         manager = client._admin._manager  # type: ignore[union-attr]  # bench-only instrumentation
@@ -97,10 +93,10 @@ async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -
         durations = []
         for _ in range(rounds):
             start = time.perf_counter()
-            evaluation = await engine.evaluate(trigger)
+            evaluation = await engine.evaluate(parsed)
             durations.append(time.perf_counter() - start)
         manager.send = send
-        measurement = await engine.measure(trigger)
+        measurement = await engine.measure(parsed)
         results[mode] = {
             "partitions": len(measurement.items),
             "lag": evaluation.value,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from scaler.backends.base import Measurement
-from scaler.backends.kafka import ConsumerLag, KafkaConnection, KafkaTrigger, parse_metadata
+from scaler.backends.base import Evaluation, Measurement
+from scaler.backends.kafka import ConsumerLag, KafkaBackend, KafkaConnection, KafkaTrigger
 from scaler.errors import MetadataError
+from scaler.state import MemoryHistory
 
 BASE = {
     "backend": "kafka",
@@ -16,14 +17,10 @@ BASE = {
 }
 
 
-def offsets(
-    *partitions: tuple[int, int, int] | tuple[int, int, int, float], log_start: int = -1
-) -> Measurement:
-    """(committed, log_end, partition[, unchanged_for]) per partition."""
+def offsets(*partitions: tuple[int, int, int], log_start: int = -1) -> Measurement:
+    """(committed, log_end, partition) per partition, as the client reads them."""
     items: list[dict[str, float | str]] = []
-    for p in partitions:
-        committed, end, index = p[0], p[1], p[2]
-        unchanged = p[3] if len(p) > 3 else 0.0
+    for committed, end, index in partitions:
         items.append(
             {
                 "topic": "orders",
@@ -31,10 +28,15 @@ def offsets(
                 "committed": committed,
                 "log_end": end,
                 "log_start": log_start,
-                "unchanged_for": unchanged,
             }
         )
     return Measurement(0.0, {}, tuple(items))
+
+
+def parse_metadata(metadata: dict[str, str]) -> KafkaTrigger:
+    parsed = KafkaBackend(timeout=1.0).parse(metadata)
+    assert isinstance(parsed, KafkaTrigger)
+    return parsed
 
 
 def trigger(**metadata: str) -> KafkaTrigger:
@@ -43,13 +45,28 @@ def trigger(**metadata: str) -> KafkaTrigger:
 
 def test_defaults_are_kedas() -> None:
     t = parse_metadata(BASE)
-    assert t == KafkaTrigger(
+    p = t.params
+    assert (t.connection, t.resource, t.target, t.partitions) == (
         KafkaConnection(("k1:9092", "k2:9092")),
         ConsumerLag("orders", "orders"),
         10.0,
-        0.0,
-        "latest",
+        None,
     )
+    assert (p.activation_lag_threshold, p.offset_reset_policy, p.persistent_lag_seconds) == (
+        0,
+        "latest",
+        30.0,
+    )
+    assert not any(
+        (
+            p.allow_idle_consumers,
+            p.exclude_persistent_lag,
+            p.scale_to_zero_on_invalid_offset,
+            p.limit_to_partitions_with_lag,
+            p.ensure_even_distribution,
+        )
+    )
+    assert (p.version, p.full_metadata) == ("1.0.0", True)
     assert t.metric_name() == "kafka-orders"
     assert (
         parse_metadata({k: v for k, v in BASE.items() if k != "topic"}).metric_name()
@@ -173,15 +190,53 @@ def test_ensure_even_distribution_rounds_up_to_a_divisor(lag: int, expected: flo
     assert t.evaluate(offsets(*parts)).value == expected
 
 
-def test_persistent_lag_is_excluded_from_the_metric_but_not_from_activity() -> None:
+async def remembered(
+    t: KafkaTrigger, history: MemoryHistory, now: float, *partitions: tuple[int, int, int]
+) -> Measurement:
+    """A fresh read of ``partitions`` at ``now``, with the facts the engine adds across reads."""
+    backend = KafkaBackend(timeout=1.0)
+    return await backend.remember(t.connection, t.resource, offsets(*partitions), history, now)
+
+
+async def test_unchanged_for_counts_from_the_first_sighting_and_restarts_on_a_change() -> None:
+    t = trigger()
+    history = MemoryHistory()
+
+    async def unchanged(now: float, *partitions: tuple[int, int, int]) -> list[float]:
+        measurement = await remembered(t, history, now, *partitions)
+        return [float(i["unchanged_for"]) for i in measurement.items]
+
+    assert await unchanged(100.0, (10, 20, 0), (-1, 20, 1)) == [0.0, 0.0]  # first sighting
+    assert await unchanged(107.5, (10, 20, 0), (-1, 20, 1)) == [7.5, 7.5]
+    assert await unchanged(110.0, (11, 20, 0), (-1, 20, 1)) == [0.0, 10.0]  # a commit resets
+    # a commit that goes away (offsets expired) and comes back starts counting again
+    assert await unchanged(111.0, (-1, 20, 0), (-1, 20, 1)) == [0.0, 11.0]
+    assert await unchanged(112.0, (11, 20, 0), (-1, 20, 1)) == [0.0, 12.0]
+    # the same offsets of another group, or through another connection, are other partitions
+    other_group = trigger(consumerGroup="billing")
+    measurement = await remembered(other_group, history, 113.0, (11, 20, 0))
+    assert measurement.items[0]["unchanged_for"] == 0.0
+    other_brokers = trigger(bootstrapServers="k3:9092")
+    measurement = await remembered(other_brokers, history, 113.0, (11, 20, 0))
+    assert measurement.items[0]["unchanged_for"] == 0.0
+
+
+async def test_persistent_lag_is_excluded_from_the_metric_but_not_from_activity() -> None:
     t = trigger(excludePersistentLag="true", persistentLagSeconds="30", allowIdleConsumers="true")
-    moving = t.evaluate(offsets((10, 20, 0, 0.0), (10, 20, 1, 5.0)))
+    history = MemoryHistory()
+
+    async def evaluate(now: float, *partitions: tuple[int, int, int]) -> Evaluation:
+        return t.evaluate(await remembered(t, history, now, *partitions))
+
+    assert (await evaluate(0.0, (10, 20, 0), (10, 20, 1))).value == 20  # first sighting
+    moving = await evaluate(26.0, (10, 20, 0), (15, 25, 1))  # partition 1 moved at 26 s
     assert moving.value == 20
-    stuck = t.evaluate(offsets((10, 20, 0, 31.0), (10, 20, 1, 5.0)))
+    stuck = await evaluate(31.0, (10, 20, 0), (15, 25, 1))  # partition 0 unmoved for 31 s
     assert stuck.value == 10
-    all_stuck = t.evaluate(offsets((10, 20, 0, 31.0)))
+    all_stuck = await evaluate(61.0, (10, 20, 0), (15, 25, 1))
     assert all_stuck.value == 0
     assert all_stuck.active  # activity counts persistent lag, as KEDA
+    assert (await evaluate(62.0, (12, 20, 0), (15, 25, 1))).value == 8  # partition 0 moved
 
 
 def test_activation_threshold_is_strict() -> None:

@@ -63,10 +63,10 @@ async def test_lag_equals_kafkas_own_offsets_per_partition_and_in_total(
     assert await metric(running, metadata) == sum(expected.values())
     assert await active(running, metadata)
     spec = (await running.stub.GetMetricSpec(ref(metadata))).metricSpecs[0]
-    assert (spec.metricName, spec.targetSize) == (f"kafka-{topic}".lower(), 5)
+    assert (spec.metricName, spec.targetSize) == (f"kafka-{topic}", 5)
     # per partition, as measured (the raw facts every trigger on this group and topic shares)
-    trigger = running.app.engine.trigger(metadata)
-    measurement = await running.app.engine.measure(trigger)
+    parsed = running.app.engine.parse(metadata)
+    measurement = await running.app.engine.measure(parsed)
     per_partition = {
         (str(p["topic"]), int(p["partition"])): int(p["log_end"]) - int(p["committed"])
         for p in measurement.items
@@ -95,7 +95,7 @@ async def test_topicless_mode_covers_every_topic_the_group_committed_on(
     metadata = kafka_metadata(kafka_bootstrap, group, allowIdleConsumers="true")
     assert await metric(running, metadata) == sum(expected.values()) == 10 + 0 + 8
     spec = (await running.stub.GetMetricSpec(ref(metadata))).metricSpecs[0]
-    assert spec.metricName == f"kafka-{group}-topics".lower()
+    assert spec.metricName == f"kafka-{group}-topics"
 
 
 async def test_group_that_never_committed_without_topic_is_an_error_not_every_topic(
