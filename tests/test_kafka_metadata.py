@@ -30,7 +30,7 @@ VALID = {
 }
 WITH_AUTH = {"sasl": "plaintext", "username": "admin", "password": "admin"}
 GSSAPI = "gssapi is refused here: kafka-python would need Kerberos"
-MSK_IAM = "aws_msk_iam is not supported here (saslTokenProvider is not a key of this scaler)"
+MSK_IAM = "aws_msk_iam is refused with its own message: kafka-python does not sign AWS MSK IAM"
 
 
 def parse(metadata: dict[str, str]) -> KafkaTrigger:
@@ -570,6 +570,23 @@ def test_full_metadata_false_needs_a_topic_and_a_boolean() -> None:
         parse({**GT, "fullMetadata": "notabool"})
     assert err.value.problems == (
         "kafka: fullMetadata: 'notabool' is not a boolean (true or false)",
+    )
+
+
+def test_aws_msk_iam_is_refused_by_name_and_bearer_accepted() -> None:
+    oauth = {
+        **GT,
+        "sasl": "oauthbearer",
+        "username": "id",
+        "password": "secret",
+        "oauthTokenEndpointUri": "https://idp/token",
+    }
+    assert parse({**oauth, "saslTokenProvider": "bearer"}).connection.sasl == "oauthbearer"
+    with pytest.raises(MetadataError) as err:
+        parse({**oauth, "saslTokenProvider": "aws_msk_iam"})
+    assert err.value.problems == (
+        "kafka: saslTokenProvider: 'aws_msk_iam' is not supported by this scaler (AWS MSK IAM "
+        "needs AWS request signing, which kafka-python does not do)",
     )
 
 

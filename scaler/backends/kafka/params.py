@@ -151,8 +151,7 @@ class KafkaParams:
         default="none",
         choices=(*SASL_MECHANISMS, "gssapi"),
         connection=True,
-        doc="`none`, `plaintext`, `scram_sha256`, `scram_sha512`, `oauthbearer` (`gssapi` is "
-        "refused: kafka-python would need Kerberos)",
+        doc="the SASL mechanism; `gssapi` is refused (kafka-python would need Kerberos)",
     )
     username: str | None = param(
         "username",
@@ -166,7 +165,7 @@ class KafkaParams:
         secret=True,
         connection=True,
         doc="SASL password (required with a SASL mechanism); for `oauthbearer`, the OAuth client "
-        "secret; never logged, never returned in an error, hidden from `repr`",
+        "secret",
     )
     oauth_token_endpoint_uri: str | None = param(
         "oauthTokenEndpointUri",
@@ -183,6 +182,15 @@ class KafkaParams:
         default=None,
         connection=True,
         doc="SASL/OAUTHBEARER extensions for `oauthbearer`, `k=v,k=v`",
+    )
+    sasl_token_provider: str | None = param(
+        "saslTokenProvider",
+        default=None,
+        choices=("bearer", "aws_msk_iam"),
+        connection=True,
+        shown_default="`bearer`",
+        doc="where `oauthbearer` tokens come from: the OAuth endpoint above (`bearer`); "
+        "`aws_msk_iam` is refused (kafka-python does not sign AWS MSK IAM requests)",
     )
     tls: str = param(
         "tls",

@@ -214,6 +214,11 @@ def _check_security(p: KafkaParams, reading: Reading) -> None:
         reading.problem(
             "sasl: 'gssapi' is not supported by this scaler (kafka-python needs Kerberos)"
         )
+    if p.sasl_token_provider == "aws_msk_iam":
+        reading.problem(
+            "saslTokenProvider: 'aws_msk_iam' is not supported by this scaler (AWS MSK IAM "
+            "needs AWS request signing, which kafka-python does not do)"
+        )
     if SASL_MECHANISMS.get(p.sasl) is not None:
         if not p.username:
             reading.problem(f"username is required with sasl {p.sasl}")
