@@ -214,7 +214,7 @@ def _check_security(p: KafkaParams, reading: Reading) -> None:
         reading.problem(
             "sasl: 'gssapi' is not supported by this scaler (kafka-python needs Kerberos)"
         )
-    if p.sasl_token_provider == "aws_msk_iam":
+    if p.sasl_token_provider == "aws_msk_iam":  # noqa: S105 - a provider name, not a password
         reading.problem(
             "saslTokenProvider: 'aws_msk_iam' is not supported by this scaler (AWS MSK IAM "
             "needs AWS request signing, which kafka-python does not do)"
