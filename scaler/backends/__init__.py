@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from scaler.backends.base import AnyBackend
+from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.backends.redis import RedisBackend
 
 #: every built-in backend, in the order the docs list them
-BACKENDS: Final[tuple[type[AnyBackend], ...]] = (RedisBackend,)
+BACKENDS: Final[tuple[type[AnyBackend], ...]] = (RedisBackend, RabbitMQBackend)
 
 
 def build_backends(

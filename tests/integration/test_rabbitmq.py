@@ -79,7 +79,7 @@ async def test_counts_equal_rabbitmqs_own_through_publish_deliver_and_ack(
 
     spec = (await running.stub.GetMetricSpec(ref(http))).metricSpecs
     assert [(s.metricName, s.targetSizeFloat) for s in spec] == [
-        (f"rabbitmq-{queue.name.lower().replace('.', '-')}", 20.0)
+        (f"rabbitmq-{queue.name.replace('.', '-')}", 20.0)  # KEDA's NormalizeString keeps case
     ]
 
     await amqp_peer.publish(queue, 10)
@@ -411,13 +411,13 @@ async def test_missing_queue_lookups_do_not_grow_memory_on_the_shared_connection
     import gc
     import tracemalloc
 
-    from scaler.backends.rabbitmq import RabbitMQBackend, parse_metadata
     from scaler.errors import TargetNotFound
 
-    trigger = parse_metadata(
+    backend = RabbitMQBackend(3.0)
+    trigger = backend.parse(
         {"backend": "rabbitmq", "host": amqp_url, "queueName": "kqs-never-declared"}
     )
-    client = RabbitMQBackend(3.0).connect(trigger.connection)
+    client = backend.connect(trigger.connection)
 
     async def lookups(count: int) -> None:
         for _ in range(count):
