@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 def sasl_external(connection: RabbitConnection) -> bool:
     """Whether to authenticate with the TLS client certificate (SASL EXTERNAL), as KEDA does:
-    TLS with a certificate and no username/password anywhere."""
-    return connection.tls and connection.cert is not None and connection.username is None
+    TLS with a certificate and no password anywhere (a user name alone, ``CN=...@``, is the
+    certificate's identity, not a login)."""
+    return connection.tls and connection.cert is not None and connection.password is None
 
 
 class AmqpClient(Client[RabbitQueue]):

@@ -186,8 +186,8 @@ class RabbitParams:
         pem,
         default=None,
         connection=True,
-        doc="PEM client certificate, with `key` (with `tls: enable`); AMQP without any "
-        "username/password then authenticates with SASL EXTERNAL",
+        doc="PEM client certificate, with `key` (with `tls: enable`); AMQP without a password "
+        "(in `host` or `password`) then authenticates with SASL EXTERNAL",
     )
     key: str | None = param(
         "key",
