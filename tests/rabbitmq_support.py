@@ -22,26 +22,23 @@ def parse_metadata(metadata: dict[str, str]) -> RabbitTrigger:
 
 
 def amqp_conn(**kw: object) -> RabbitConnection:
-    fields: dict[str, object] = {
-        "protocol": "amqp",
-        "scheme": "amqp",
-        "host": "rabbit.svc",
-        "port": 5672,
-        "username": "user",
-        "password": "pw",
-    }
-    fields.update(kw)
-    return RabbitConnection(**fields)  # type: ignore[arg-type]
+    """The connection of ``AMQP``, with ``kw`` changed."""
+    return _connection("amqp", 5672, kw)
 
 
 def http_conn(**kw: object) -> RabbitConnection:
+    """The connection of ``HTTP``, with ``kw`` changed."""
+    return _connection("http", 15672, kw)
+
+
+def _connection(protocol: str, port: int, changed: dict[str, object]) -> RabbitConnection:
     fields: dict[str, object] = {
-        "protocol": "http",
-        "scheme": "http",
+        "protocol": protocol,
+        "scheme": protocol,
         "host": "rabbit.svc",
-        "port": 15672,
+        "port": port,
         "username": "user",
         "password": "pw",
+        **changed,
     }
-    fields.update(kw)
     return RabbitConnection(**fields)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ authentication keys, and what the declarations give the rest of the scaler."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from scaler.backends import BACKENDS, quiet_loggers
@@ -12,6 +13,7 @@ from scaler.backends.rabbitmq.amqp import AmqpClient
 from scaler.backends.rabbitmq.management import HttpClient
 from scaler.errors import MetadataError
 from scaler.values import InvalidValue, duration_seconds
+from tests.conftest import ref
 from tests.rabbitmq_support import AMQP, HTTP, PEM_CERT, PEM_KEY, parse_metadata
 
 
@@ -154,6 +156,18 @@ def test_a_host_that_names_no_host_is_refused(host: str) -> None:
     with pytest.raises(MetadataError) as err:
         parse_metadata({**AMQP, "host": host})
     assert err.value.problems == (f"rabbitmq: host: {host!r} has no host name",)
+
+
+@pytest.mark.parametrize("host", ["http://", "amqp://"])
+async def test_a_host_that_names_no_host_is_invalid_argument_at_get_metric_spec(
+    serve, host: str
+) -> None:
+    running = await serve()
+    metadata = {"backend": "rabbitmq", "host": host, "queueName": "jobs"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await running.stub.GetMetricSpec(ref(metadata))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"host: {host!r} has no host name" in (err.value.details() or "")
 
 
 def test_a_bad_host_is_named_by_the_key_it_came_under() -> None:
