@@ -11,10 +11,11 @@ from typing import Final
 
 from scaler.backends.base import AnyBackend
 from scaler.backends.kafka import KafkaBackend
+from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.backends.redis import RedisBackend
 
 #: every built-in backend, in the order the docs list them
-BACKENDS: Final[tuple[type[AnyBackend], ...]] = (RedisBackend, KafkaBackend)
+BACKENDS: Final[tuple[type[AnyBackend], ...]] = (RedisBackend, KafkaBackend, RabbitMQBackend)
 
 
 def build_backends(
