@@ -108,7 +108,7 @@ class Engine:
     :param backend_timeout: upper bound of one broker read, retry included, in seconds
     :param observer: receives read outcomes and values
     :param history: facts that span reads (Kafka's persistent lag)
-    :param parse_cache_size: distinct metadata maps whose parse outcome is remembered
+    :param parse_cache_size: distinct metadata maps (and requests) whose parse is remembered
     """
 
     def __init__(
@@ -127,14 +127,17 @@ class Engine:
         self.backend_timeout = backend_timeout
         self.history = history if history is not None else MemoryHistory()
         self._observer: Observer = observer or _NullObserver()
-        self._parsed: OrderedDict[Hashable, Parsed | MetadataError] = OrderedDict()
+        # parse outcomes by metadata map, and the same outcomes by request serialization
+        self._by_metadata: OrderedDict[Hashable, Parsed | MetadataError] = OrderedDict()
+        self._by_request: OrderedDict[Hashable, Parsed | MetadataError] = OrderedDict()
         self._parse_cache_size = parse_cache_size
         self.profiles: Profiles | None = None
 
     def set_profiles(self, profiles: Profiles | None) -> None:
         """Use these connection profiles from now on (metadata parses again under them)."""
         self.profiles = profiles
-        self._parsed.clear()
+        self._by_metadata.clear()
+        self._by_request.clear()
 
     def parse(self, metadata: Mapping[str, str], memo_key: bytes | None = None) -> Parsed:
         """Parse ``scalerMetadata`` (memoised); raises :class:`MetadataError` listing every problem.
@@ -142,25 +145,43 @@ class Engine:
         :param memo_key: the request's deterministic serialization, if the caller has it: a
             key made in C instead of walking the map in Python (the gRPC hot path)
         """
+        outcome: Parsed | MetadataError | None
         if memo_key is None:
             _check_size(metadata)
-            key: Hashable = frozenset(metadata.items())
+            outcome = self._outcome(metadata)
         else:
             if len(metadata) > MAX_METADATA_KEYS or len(memo_key) > MAX_METADATA_BYTES:
                 _check_size(metadata)
-            key = memo_key
-        outcome = self._parsed.get(key)
+            outcome = self._by_request.get(memo_key)
+            if outcome is None:
+                # every ScaledObject's request differs (its name is in it) while many share one
+                # metadata map: the request memo only points at the metadata memo's outcome
+                outcome = self._outcome(metadata)
+                self._remember(self._by_request, memo_key, outcome)
+        if isinstance(outcome, MetadataError):
+            raise MetadataError(outcome.problems)
+        return outcome
+
+    def _outcome(self, metadata: Mapping[str, str]) -> Parsed | MetadataError:
+        key = frozenset(metadata.items())
+        outcome = self._by_metadata.get(key)
         if outcome is None:
             try:
                 outcome = self._parse(metadata)
             except MetadataError as err:
                 outcome = err
-            self._parsed[key] = outcome
-            if len(self._parsed) > self._parse_cache_size:
-                self._parsed.popitem(last=False)
-        if isinstance(outcome, MetadataError):
-            raise MetadataError(outcome.problems)
+            self._remember(self._by_metadata, key, outcome)
         return outcome
+
+    def _remember(
+        self,
+        memo: OrderedDict[Hashable, Parsed | MetadataError],
+        key: Hashable,
+        outcome: Parsed | MetadataError,
+    ) -> None:
+        memo[key] = outcome
+        if len(memo) > self._parse_cache_size:
+            memo.popitem(last=False)
 
     def _parse(self, metadata: Mapping[str, str]) -> Parsed:
         if self.profiles is not None:

@@ -311,6 +311,8 @@ def _spec_response(parsed: Parsed) -> pb.GetMetricSpecResponse:
 
 
 def _check_metric_name(requested: str, ours: str) -> None:
+    if requested == ours:
+        return  # KEDA's poll loop sends the name as GetMetricSpec returned it
     # the HPA may ask in lower case (keda#4954), and KEDA < 2.7 with the `sN-` prefix
     name = requested.strip().casefold()
     if not name or name == ours.casefold():

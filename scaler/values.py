@@ -95,7 +95,7 @@ def resource_name(text: str) -> str:
 def duration_seconds(text: str) -> float:
     """Integer milliseconds (KEDA's form) or a Go duration such as ``2s``; > 0."""
     if _INTEGER.fullmatch(text):
-        seconds = int(text) / 1000
+        seconds = integer(text) / 1000
     else:
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
@@ -136,7 +136,11 @@ def tcp_port(value: int) -> str | None:
 def host_port(value: str) -> tuple[str, int] | None:
     """``host:port`` (``[v6]:port``) as (host, port), or None if it is anything else."""
     host, sep, port = value.strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not _HOST.fullmatch(host):
+    if not sep or not (port.isascii() and port.isdigit()) or len(port) > 5:
+        return None
+    if not 0 < int(port) < 65536:
+        return None
+    if not _HOST.fullmatch(host):
         return None
     return host.strip("[]"), int(port)
 

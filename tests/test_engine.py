@@ -61,6 +61,15 @@ def test_parse_outcome_is_memoised_including_errors() -> None:
     )
 
 
+def test_requests_of_different_scaled_objects_share_one_parse_of_their_metadata() -> None:
+    # the request memo key holds the ScaledObject's name: 10,000 objects on one queue must not
+    # hold 10,000 parsed triggers (found by the stream churn test's memory bound)
+    engine = make_engine(FakeBackend())
+    first = engine.parse(META, memo_key=b"request of so-1")
+    assert engine.parse(dict(META), memo_key=b"request of so-2") is first
+    assert engine.parse(META, memo_key=b"request of so-1") is first
+
+
 def test_oversized_metadata_is_refused_before_parsing() -> None:
     engine = make_engine(FakeBackend())
     many = {f"k{i}": "v" for i in range(MAX_METADATA_KEYS + 1)}

@@ -180,6 +180,26 @@ def test_partition_limitation_filters_partitions() -> None:
         trigger(partitionLimitation="7-9").evaluate(offsets((0, 1, 0)))
 
 
+def test_partition_limitation_is_ranges_not_a_set_of_every_number() -> None:
+    # a hostile range costs two numbers, not two billion (and no time to parse)
+    every = trigger(partitionLimitation="0-2147483647", allowIdleConsumers="true")
+    assert every.partitions is not None
+    assert every.partitions.ranges == ((0, 2147483647),)
+    assert every.evaluate(offsets((0, 4, 0), (0, 6, 9))).value == 10
+    merged = trigger(partitionLimitation="5, 1-3, 4, 9-9", allowIdleConsumers="true")
+    assert merged.partitions is not None
+    assert merged.partitions.ranges == ((1, 5), (9, 9))
+    assert [n for n in range(11) if n in merged.partitions] == [1, 2, 3, 4, 5, 9]
+
+
+@pytest.mark.parametrize(
+    "limitation", ["0-2147483648", "99999999999", "9" * 5000, "0-" + "9" * 5000]
+)
+def test_partition_limitation_beyond_int32_is_refused(limitation: str) -> None:
+    with pytest.raises(MetadataError, match="partitionLimitation"):
+        trigger(partitionLimitation=limitation)
+
+
 @pytest.mark.parametrize(
     ("lag", "expected"), [(0, 10), (5, 10), (11, 20), (21, 30), (31, 60), (61, 60)]
 )

@@ -16,6 +16,7 @@ import grpc
 import pytest
 
 from scaler.backends.kafka import KafkaBackend, KafkaTrigger
+from scaler.backends.kafka.trigger import PartitionRanges
 from scaler.errors import MetadataError
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.values import quote
@@ -64,7 +65,7 @@ def expect(
     """KEDA's parsed fields: brokers, group, topic, partitionLimitation, offsetResetPolicy, and
     allowIdleConsumers, excludePersistentLag, limitToPartitionsWithLag,
     ensureEvenDistributionOfPartitions."""
-    limitation = frozenset(partitions) if partitions is not None else None
+    limitation = PartitionRanges.of((n, n) for n in partitions) if partitions is not None else None
     padded = (*flags, *(False,) * (4 - len(flags)))
     return (tuple(brokers), group, topic or None, limitation, policy, *padded)
 

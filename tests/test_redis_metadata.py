@@ -113,6 +113,16 @@ def test_valid_metadata(metadata: dict[str, str], expected: tuple[object, ...]) 
             id="an integer too long for Python to convert is refused, not a crash",
         ),
         pytest.param(
+            {**BASE, "address": "redis.svc:\u00b2"},
+            ["address: 'redis.svc:\u00b2' is not host:port"],
+            id="a port of non-ASCII digits is refused, not a crash",
+        ),
+        pytest.param(
+            {**BASE, "address": "redis.svc:" + "6" * 5000},
+            ["is not host:port"],
+            id="a port of thousands of digits is refused, not a crash",
+        ),
+        pytest.param(
             {**BASE, "listLength": "2.5"},
             ["listLength: '2.5' is not a valid integer"],
             id="decimal target",

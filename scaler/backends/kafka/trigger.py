@@ -2,8 +2,8 @@
 
 :func:`build` applies KEDA's cross-field rules (its ``Validate()``) to the declared
 :class:`~scaler.backends.kafka.params.KafkaParams`. A trigger's :meth:`KafkaTrigger.evaluate` is
-KEDA's lag arithmetic on raw offsets, with these differences on purpose (README, "Differences
-from KEDA's kafka trigger"):
+KEDA's lag arithmetic on raw offsets, with these differences on purpose (docs/backends/kafka.md,
+"Differences from KEDA's built-in kafka trigger"):
 
 * lag is clamped at 0;
 * ``earliest`` with no commit counts log-end minus log-start, not the absolute log-end
@@ -15,10 +15,11 @@ from KEDA's kafka trigger"):
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,7 +32,31 @@ from scaler.values import host_port, quote
 NAME: Final = "kafka"
 log = logging.getLogger(__name__)
 
-_PARTITION_RANGE: Final = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+# partition numbers are int32 in the protocol (and KEDA parses them as such): 10 digits at most
+_PARTITION_RANGE: Final = re.compile(r"^\s*(\d{1,10})\s*(?:-\s*(\d{1,10})\s*)?$")
+_MAX_PARTITION: Final = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRanges:
+    """``partitionLimitation`` as sorted, merged, inclusive ranges: ``0-2147483647`` costs two
+    numbers, not a set of two billion."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, spans: Iterable[tuple[int, int]]) -> PartitionRanges:
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(spans):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return cls(tuple(merged))
+
+    def __contains__(self, partition: int) -> bool:
+        index = bisect.bisect_right(self.ranges, (partition, _MAX_PARTITION))
+        return index > 0 and self.ranges[index - 1][1] >= partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +101,11 @@ class ConsumerLag:
 class KafkaTrigger(Trigger[KafkaConnection, ConsumerLag]):
     """A parsed ``backend: kafka`` trigger.
 
-    :param partitions: ``partitionLimitation`` as a set; None for every partition
+    :param partitions: ``partitionLimitation``; None for every partition
     """
 
     params: KafkaParams
-    partitions: frozenset[int] | None = None
+    partitions: PartitionRanges | None = None
 
     @property
     def target(self) -> float:
@@ -156,8 +181,8 @@ class KafkaTrigger(Trigger[KafkaConnection, ConsumerLag]):
         return partitions * self.target
 
 
-def _partition_set(reading: Reading, raw: str) -> frozenset[int] | None:
-    partitions: set[int] = set()
+def _partition_set(reading: Reading, raw: str) -> PartitionRanges | None:
+    spans: list[tuple[int, int]] = []
     for part in raw.split(","):
         match = _PARTITION_RANGE.match(part)
         if match is None:
@@ -167,11 +192,17 @@ def _partition_set(reading: Reading, raw: str) -> frozenset[int] | None:
             return None
         low = int(match.group(1))
         high = int(match.group(2)) if match.group(2) else low
+        if high > _MAX_PARTITION:
+            reading.problem(
+                f"partitionLimitation: {quote(part.strip())} is beyond the largest partition "
+                f"number ({_MAX_PARTITION})"
+            )
+            return None
         if high < low:
             reading.problem(f"partitionLimitation: range {quote(part.strip())} is empty")
             return None
-        partitions.update(range(low, high + 1))
-    return frozenset(partitions)
+        spans.append((low, high))
+    return PartitionRanges.of(spans)
 
 
 def _servers(reading: Reading, raw: str) -> tuple[str, ...]:
