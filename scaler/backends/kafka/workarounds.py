@@ -1,8 +1,8 @@
 """Workarounds for kafka-python 3.0.12, each to be deleted once kafka-python no longer needs it.
 
 Every one names the behaviour it works around, as seen with kafka-python 3.0.12 against the test
-broker; none has an upstream issue we could find (dpkp/kafka-python searched for each), so the
-check before deleting one is the test that proves it is needed:
+broker, and the upstream change to recheck on an upgrade (no upstream issue reports these
+behaviours as such); the check before deleting one is the test that proves it is needed:
 
 * :func:`admin_client`: ``KafkaAdminClient.__init__`` leaks its IO thread when bootstrap fails
   (tests/test_kafka_client.py, ``test_failed_bootstraps_leave_no_thread_behind``);
@@ -39,7 +39,9 @@ def admin_client(config: Mapping[str, Any]) -> KafkaAdminClient:
     kafka-python 3.0.12 starts the client's IO thread (``kafka-io-...``) and opens its sockets
     before it bootstraps, and a failed bootstrap raises out of ``__init__`` without stopping
     either, leaving the caller no object to close: every read during a Kafka outage would leave
-    a thread behind (found by the fault tests under load). No upstream issue found.
+    a thread behind (found by the fault tests under load). Upstream: dpkp/kafka-python#2864 made
+    the admin client bootstrap in ``__init__``; #2934 (closing and failing a pending bootstrap)
+    may make this unnecessary.
     """
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
@@ -64,7 +66,8 @@ def all_refuse(servers: Sequence[str], timeout: float) -> bool:
     kafka-python 3.0.12 retries a refused bootstrap until ``bootstrap_timeout_ms``, so a stopped
     broker would cost every read the whole backend timeout (and a pool thread) before
     UNAVAILABLE. Anything but a refusal (an answer, silence, a name that does not resolve) is
-    left to the real client. No upstream issue found.
+    left to the real client. Upstream: dpkp/kafka-python#3098 changes the backoff after a
+    failed bootstrap; recheck with it.
     """
     wait = min(timeout, 0.25)  # a refusal is immediate; silence is the client's to time out
     for server in servers:
@@ -93,7 +96,8 @@ def sasl_rejection(
     make a wrong password look like an outage. So before building a client, log in once
     ourselves on the first bootstrap server (kafka-python computes the PLAIN/SCRAM messages) and
     read the verdict. Anything but a clear rejection returns None and is left to the real
-    client. No upstream issue found.
+    client. Upstream: dpkp/kafka-python#2994 raises SaslAuthenticationFailedError on connect;
+    with 3.0.12 the admin client's bootstrap still ends in a timeout.
 
     :param context: TLS for the probe, as the client will use it (None: plaintext)
     """
