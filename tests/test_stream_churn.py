@@ -32,7 +32,9 @@ async def churn(running, count: int, batch: int = 250) -> None:
             for i in range(start, start + batch)
         ]
         for stream in streams:
-            assert await stream.next() is False
+            # a generous wait: 250 streams open at once on a loaded machine, and what this test
+            # proves is that nothing stays behind, not how fast the first message comes
+            assert await stream.next(timeout=15) is False
         for stream in streams:
             stream.cancel()
         await asyncio.gather(*(s.task for s in streams), return_exceptions=True)

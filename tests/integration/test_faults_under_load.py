@@ -21,6 +21,7 @@ seconds and brought back. Checked, from every call the load made:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -88,6 +89,8 @@ class Snapshot:
     scaler_side: dict[str, int]
     tasks: int
     threads: int
+    #: thread names (the kernel's comm), so a failure says which thread stayed
+    thread_names: dict[str, int] = field(default_factory=dict, compare=False)
 
     def back_to(self, baseline: Snapshot) -> bool:
         # the baseline may have caught a read in flight (a task); fewer is no leak
@@ -227,7 +230,19 @@ async def _snapshot(scaler_pid: int, metrics_port: int, brokers: list[Broker]) -
         {b.name: len(sockets.to_port(scaler_pid, b.port)) for b in brokers},
         tasks,
         len(os.listdir(f"/proc/{scaler_pid}/task")),
+        _thread_names(scaler_pid),
     )
+
+
+def _thread_names(pid: int) -> dict[str, int]:
+    names: Counter[str] = Counter()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(OSError),  # a thread may end while it is listed
+            open(f"/proc/{pid}/task/{task}/comm") as comm,
+        ):
+            names[comm.read().strip()] += 1
+    return dict(names)
 
 
 async def _back_to(

@@ -40,8 +40,8 @@ def admin_client(config: Mapping[str, Any]) -> KafkaAdminClient:
     before it bootstraps, and a failed bootstrap raises out of ``__init__`` without stopping
     either, leaving the caller no object to close: every read during a Kafka outage would leave
     a thread behind (found by the fault tests under load). Upstream: dpkp/kafka-python#2864 made
-    the admin client bootstrap in ``__init__``; #2934 (closing and failing a pending bootstrap)
-    may make this unnecessary.
+    the admin client bootstrap in ``__init__``; #2934 (closing and failing a pending bootstrap,
+    already in 3.0.12) does not stop the thread a failed ``__init__`` leaves.
     """
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
