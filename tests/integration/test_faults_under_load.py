@@ -224,13 +224,17 @@ def _asyncio_tasks(metrics_port: int) -> int:
 
 
 async def _snapshot(scaler_pid: int, metrics_port: int, brokers: list[Broker]) -> Snapshot:
+    # threads first: the metrics server answers each scrape on a thread of its own, which may
+    # still be closing the connection when the scrape returns
+    threads = len(os.listdir(f"/proc/{scaler_pid}/task"))
+    names = _thread_names(scaler_pid)
     tasks = await asyncio.to_thread(_asyncio_tasks, metrics_port)
     return Snapshot(
         {b.name: len(sockets.between(b.pid(), scaler_pid)) for b in brokers},
         {b.name: len(sockets.to_port(scaler_pid, b.port)) for b in brokers},
         tasks,
-        len(os.listdir(f"/proc/{scaler_pid}/task")),
-        _thread_names(scaler_pid),
+        threads,
+        names,
     )
 
 
