@@ -62,7 +62,7 @@ class Observer(Protocol):
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         """One broker read finished; ``reason`` is ``"ok"`` or the error's reason."""
 
-    def measured(self, backend: str, resource: str, value: float) -> None:
+    def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
         """A successful measurement of ``resource`` (a secret-free label)."""
 
     def coalesced(self, result: str) -> None:
@@ -73,7 +73,7 @@ class _NullObserver:
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         pass
 
-    def measured(self, backend: str, resource: str, value: float) -> None:
+    def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
         pass
 
     def coalesced(self, result: str) -> None:
@@ -323,7 +323,7 @@ class Engine:
         measurement = await self.backends[parsed.backend].remember(
             trigger.connection, trigger.resource, measurement, self.history, time.monotonic()
         )
-        self._observer.measured(parsed.backend, trigger.resource_label(), measurement.value)
+        self._observer.measured(parsed.backend, trigger.resource_label(), measurement)
         return measurement
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ Only this module and ``scaler.app`` import prometheus_client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -18,6 +19,8 @@ from collections import OrderedDict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Measurement
 
 _PREFIX = "keda_queue_scaler"
 # RPCs are sub-millisecond when coalesced and bounded by the backend timeout otherwise.
@@ -88,6 +91,19 @@ class ScalerMetrics:
             ["backend", "resource"],
             registry=registry,
         )
+        self.oldest_age = Gauge(
+            f"{_PREFIX}_oldest_age_seconds",
+            "Age of the oldest waiting item per resource, on the broker's clock (age modes)",
+            ["backend", "resource"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            f"{_PREFIX}_in_flight",
+            "Work being processed per resource: unacknowledged messages, a processing list's "
+            "length (read with activeWhileInFlight or includeProcessing)",
+            ["backend", "resource"],
+            registry=registry,
+        )
         self.last_success = Gauge(
             f"{_PREFIX}_last_success_timestamp_seconds",
             "Unix time of the last successful read per resource",
@@ -107,6 +123,7 @@ class ScalerMetrics:
             registry=registry,
         )
         self.threads.set_function(_thread_count)
+        self._per_resource = (self.last_value, self.last_success, self.oldest_age, self.in_flight)
         for method in ("StreamIsActive", "StreamMetricSpec"):
             self.open_streams.labels(method)
         # label children bound once: labels() takes a lock and a dict walk on every call
@@ -130,7 +147,7 @@ class ScalerMetrics:
         if reason not in ("ok", "cancelled"):  # cancelled: shutdown, not the broker's fault
             self.backend_errors.labels(backend, reason).inc()
 
-    def measured(self, backend: str, resource: str, value: float) -> None:
+    def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
         """A successful measurement (engine.Observer); keeps at most ``max_resources`` series."""
         key = (backend, resource)
         if key in self._resources:
@@ -139,10 +156,15 @@ class ScalerMetrics:
             self._resources[key] = None
             if len(self._resources) > self._max_resources:
                 old = self._resources.popitem(last=False)[0]
-                self.last_value.remove(*old)
-                self.last_success.remove(*old)
-        self.last_value.labels(backend, resource).set(value)
+                for gauge in self._per_resource:
+                    with contextlib.suppress(KeyError):  # facts a resource never had
+                        gauge.remove(*old)
+        self.last_value.labels(backend, resource).set(measurement.value)
         self.last_success.labels(backend, resource).set(time.time())
+        for fact, gauge in ((OLDEST_AGE, self.oldest_age), (IN_FLIGHT, self.in_flight)):
+            value = measurement.facts.get(fact)
+            if isinstance(value, int | float):
+                gauge.labels(backend, resource).set(value)
 
     def coalesced(self, result: str) -> None:
         """A measurement lookup was a hit, a miss or shared (cache.Coalescer's on_outcome)."""

@@ -17,11 +17,12 @@ from scaler.app import build_engine
 from scaler.backends.base import Trigger
 from scaler.engine import Engine
 from scaler.errors import BackendAuthError, BackendUnavailable
+from scaler.metadata import Reading
 from scaler.settings import Settings
 from scaler.tools import check, manifest
 from scaler.tools.replicas import milli_units
 from scaler.tools.simulate import command as simulate
-from tests.fakes import FakeBackend, FakeConnection
+from tests.fakes import FakeBackend, FakeConnection, FakeParams, FakeTrigger
 
 
 class RecordingBackend(FakeBackend):
@@ -117,24 +118,75 @@ async def test_json_two_triggers(tmp_path: Path, engine: Engine, backend: FakeBa
             "trigger": 0,
             "backend": "fake",
             "metricName": "fake-orders",
+            "metricType": "AverageValue",
             "value": 7,
             "target": 5,
             "active": True,
             "desiredReplicas": 2,  # ceil(7/5)
             "error": None,
+            "facts": {},
+            "items": [],
+            "notes": [],
         },
         {
             "object": "ScaledObject/shop/orders",
             "trigger": 1,
             "backend": "fake",
             "metricName": "fake-invoices",
+            "metricType": "AverageValue",
             "value": 100,
             "target": 10,
             "active": True,
             "desiredReplicas": 4,  # ceil(100/10) = 10, clamped to maxReplicaCount
             "error": None,
+            "facts": {},
+            "items": [],
+            "notes": [],
         },
     ]
+
+
+class AgeTrigger(FakeTrigger):
+    @property
+    def measures_age(self) -> bool:
+        return True
+
+
+class AgeBackend(FakeBackend):
+    """A fake whose metric is an age, with per-item facts as an age mode reports them."""
+
+    def build(self, params: FakeParams, reading: Reading) -> AgeTrigger | None:
+        trigger = super().build(params, reading)
+        return (
+            None
+            if trigger is None
+            else AgeTrigger(
+                **{f: getattr(trigger, f) for f in ("connection", "resource", "params")}
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("metric_type", "warned"), [(None, True), ("AverageValue", True), ("Value", False)]
+)
+async def test_an_age_wants_metric_type_value_and_shows_its_facts(
+    tmp_path: Path, metric_type: str | None, warned: bool
+) -> None:
+    backend = AgeBackend()
+    backend.values["orders"] = 90.5
+    trigger = fake("orders", "60")
+    if metric_type is not None:
+        trigger["metricType"] = metric_type
+    engine = build_engine(Settings(cache_ttl=0.0), backends={"fake": backend})
+    try:
+        status, rows = await run_json(engine, write(tmp_path, scaled(trigger)))
+    finally:
+        await engine.aclose()
+    assert status == 0
+    assert rows[0]["value"] == 90.5
+    assert rows[0]["metricType"] == (metric_type or "AverageValue")
+    notes = [n for n in rows[0]["notes"] if "metricType: Value" in n]
+    assert bool(notes) is warned
 
 
 # -- replica arithmetic of a ScaledObject ------------------------------------------------------

@@ -25,8 +25,8 @@ class Recorder:
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         self.reads.append((backend, reason))
 
-    def measured(self, backend: str, resource: str, value: float) -> None:
-        self.values.append((backend, resource, value))
+    def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
+        self.values.append((backend, resource, measurement.value))
 
     def coalesced(self, result: str) -> None:
         pass

@@ -42,12 +42,20 @@ def metric_name(*parts: str) -> str:
     return "-".join(parts).translate(_METRIC_NAME_MAP)
 
 
+#: a fact of age modes: seconds the oldest waiting item has waited, on the broker's clock
+OLDEST_AGE: Final = "oldest_age_seconds"
+#: a fact of in-flight reads: work being processed now (unacknowledged messages, a processing
+#: list's length), which ``activeWhileInFlight`` keeps active
+IN_FLIGHT: Final = "in_flight"
+
+
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """Raw facts read from the broker about one resource, before any trigger option applies.
 
     :param value: the primary quantity (list length, total lag, queue depth)
-    :param facts: anything else seen, by name (key type, ready/unacked counts, rates)
+    :param facts: anything else seen, by name (key type, ready/unacked counts, rates; the
+        shared names :data:`OLDEST_AGE` and :data:`IN_FLIGHT` become per-resource gauges)
     :param items: per-item facts when the resource has parts (Kafka partitions, the queues a
         RabbitMQ regex matched), so each trigger can apply its own options to them
     """
@@ -80,6 +88,12 @@ class Trigger(ABC, Generic[C, R]):
     @abstractmethod
     def target(self) -> float:
         """Target value per replica (``listLength``, ``lagThreshold``, ``value``)."""
+
+    @property
+    def measures_age(self) -> bool:
+        """Whether the metric is an age in seconds, a per-queue quantity that wants the HPA's
+        ``metricType: Value`` rather than ``AverageValue`` (``check`` warns otherwise)."""
+        return False
 
     @abstractmethod
     def metric_name(self) -> str:

@@ -40,23 +40,23 @@ import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Final, TextIO
+from dataclasses import replace
+from typing import Final, TextIO
 
 from scaler.engine import Engine
 from scaler.errors import ManifestError, ScalerError
 from scaler.metadata import BACKEND_KEY, FROM_ENV_SUFFIX
 from scaler.tools.arguments import positive_seconds
+from scaler.tools.check_report import TriggerResult, milli_point, print_table
 from scaler.tools.manifest import (
     SCALED_JOB,
-    ScaledRef,
     ScaledResource,
     TriggerSpec,
     dropped_note,
     read_manifest,
     resolve_from_env,
 )
-from scaler.tools.replicas import milli_units, scaled_job_replicas, scaled_object_replicas
+from scaler.tools.replicas import scaled_job_replicas, scaled_object_replicas
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,13 @@ _ENV_NOTE: Final = (
 
 
 # -- arguments ---------------------------------------------------------------------------------
+
+
+_AGE_NOTE: Final = (
+    "the metric is an age in seconds, a quantity of the whole queue: with metricType {} the HPA "
+    "asks for ceil(age / target) replicas whatever runs now; set metricType: Value to scale "
+    "in proportion (ceil(replicas x age / target))"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,37 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # -- evaluation --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TriggerResult:
-    """What ``check`` found for one trigger; ``None`` fields are unknown (failed or skipped)."""
-
-    ref: ScaledRef
-    index: int
-    type: str
-    backend: str | None = None
-    metric_name: str | None = None
-    value: float | None = None
-    target: float | None = None
-    active: bool | None = None
-    desired_replicas: int | None = None
-    error: str | None = None
-    skipped: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "object": str(self.ref),
-            "trigger": self.index,
-            "backend": self.backend,
-            "metricName": self.metric_name,
-            "value": self.value,
-            "target": self.target,
-            "active": self.active,
-            "desiredReplicas": self.desired_replicas,
-            "error": self.error,
-        }
-
-
 async def _evaluate(
     engine: Engine,
     resource: ScaledResource,
@@ -159,15 +135,18 @@ async def _evaluate(
         spec.type,
         backend=raw_backend.strip() if raw_backend else None,
         notes=tuple(_scrub(n, secrets) for n in notes),
+        metric_type=spec.metric_type,
     )
-    result = await _ask_engine(engine, metadata, budget, result, secrets)
+    result, age = await _ask_engine(engine, metadata, budget, result, secrets)
+    if age and spec.metric_type != "Value":
+        result = replace(result, notes=(*result.notes, _AGE_NOTE.format(spec.metric_type)))
     if result.error is not None:
         return result
     active = bool(result.active)
     if resource.ref.kind == SCALED_JOB:
-        desired = scaled_job_replicas([(*_milli_point(result), active)], resource.replicas)
+        desired = scaled_job_replicas([(*milli_point(result), active)], resource.replicas)
     else:
-        desired = scaled_object_replicas([_milli_point(result)], active, resource.replicas)
+        desired = scaled_object_replicas([milli_point(result)], active, resource.replicas)
     return replace(result, desired_replicas=desired)
 
 
@@ -177,24 +156,34 @@ async def _ask_engine(
     budget: float,
     result: TriggerResult,
     secrets: Sequence[str],
-) -> TriggerResult:
+) -> tuple[TriggerResult, bool]:
+    """The result with what the engine answered, and whether the metric is an age."""
     # Every use check makes of the engine is here: parse the metadata, then one bounded read.
     # What was learnt before a failure (backend, metric name, target) stays in the result.
+    age = False
     try:
         parsed = engine.parse(metadata)
+        age = parsed.trigger.measures_age
         target = float(parsed.target)
         result = replace(
             result, backend=parsed.backend, metric_name=parsed.metric_name, target=target
         )
         if not target > 0:
             raise ScalerError(f"target {target:g} is not greater than 0")
-        evaluation = await engine.evaluate(parsed, budget=budget)
+        measurement = await engine.measure(parsed, budget=budget)
+        evaluation = engine.assess(parsed, measurement)
     except ScalerError as err:
-        return replace(result, error=_scrub(str(err), secrets))
+        return replace(result, error=_scrub(str(err), secrets)), age
     except Exception as err:
         log.exception("check: trigger %d of %s failed unexpectedly", result.index, result.ref)
-        return replace(result, error=f"internal error ({type(err).__name__}); see the log")
-    return replace(result, value=float(evaluation.value), active=bool(evaluation.active))
+        return replace(result, error=f"internal error ({type(err).__name__}); see the log"), age
+    return replace(
+        result,
+        value=float(evaluation.value),
+        active=bool(evaluation.active),
+        facts=measurement.facts,
+        items=measurement.items,
+    ), age
 
 
 def _secret_values(engine: Engine, metadata: Mapping[str, str]) -> list[str]:
@@ -206,65 +195,11 @@ def _secret_values(engine: Engine, metadata: Mapping[str, str]) -> list[str]:
     return [value for key, value in metadata.items() if key in keys]
 
 
-def _milli_point(result: TriggerResult) -> tuple[int, int]:
-    # The scaler sends each number as a float field and its ceiling as the int field; KEDA reads
-    # the float when > 0, and an int field <= 0 becomes 0 like the float would, so KEDA's
-    # quantity is the float's (the same rule simulate applies to what it receives).
-    assert result.value is not None
-    assert result.target is not None
-    return milli_units(result.value), milli_units(result.target)
-
-
 def _scrub(message: str, secrets: Sequence[str]) -> str:
     for secret in sorted(set(secrets), key=len, reverse=True):
         if secret:
             message = message.replace(secret, "***")
     return message
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectResult:
-    """The object-level outcome over its external triggers."""
-
-    active: bool | None
-    desired_replicas: int | None
-    explanation: str
-
-
-def _object_result(resource: ScaledResource, results: Sequence[TriggerResult]) -> ObjectResult:
-    external = [r for r in results if not r.skipped]
-    answered = [r for r in external if r.error is None]
-    failed = [r.index for r in external if r.error is not None]
-    skipped = len(results) - len(external)
-    ignoring = f"; {skipped} skipped trigger(s) not included" if skipped else ""
-    active = any(bool(r.active) for r in answered)
-    if resource.ref.kind == SCALED_JOB:
-        jobs = [(*_milli_point(r), bool(r.active)) for r in answered]
-        explanation = f"multipleScalersCalculation {resource.replicas.calculation}"
-        if failed:
-            explanation += f"; failed trigger(s) {_indexes(failed)} left out, as KEDA does"
-        return ObjectResult(
-            active or resource.replicas.min > 0,
-            scaled_job_replicas(jobs, resource.replicas),
-            explanation + ignoring,
-        )
-    if failed:
-        return ObjectResult(
-            active if active else None,
-            None,
-            f"not computed: trigger(s) {_indexes(failed)} failed, and the HPA's answer then "
-            f"depends on the current replica count and spec.fallback{ignoring}",
-        )
-    metrics = [_milli_point(r) for r in answered]
-    return ObjectResult(
-        active,
-        scaled_object_replicas(metrics, active, resource.replicas),
-        f"HPA takes the max over triggers; active if any trigger is active{ignoring}",
-    )
-
-
-def _indexes(indexes: Sequence[int]) -> str:
-    return ", ".join(str(i) for i in indexes)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -314,7 +249,7 @@ async def run(
         if uses_env:
             _stderr(f"check: note: {_ENV_NOTE}")
     else:
-        _print_table(grouped, out)
+        print_table(grouped, out)
         if uses_env:
             out.write(f"note: {_ENV_NOTE}\n")
     failed = any(r.error is not None for r in flat)
@@ -323,63 +258,3 @@ async def run(
 
 def _stderr(message: str) -> None:
     sys.stderr.write(message + "\n")
-
-
-_HEADER: Final = ("TRIGGER", "TYPE", "BACKEND", "METRIC", "VALUE", "TARGET", "ACTIVE", "REPLICAS")
-
-
-def _print_table(
-    grouped: Sequence[tuple[ScaledResource, Sequence[TriggerResult]]], out: TextIO
-) -> None:
-    for number, (resource, results) in enumerate(grouped):
-        if number:
-            out.write("\n")
-        bounds = resource.replicas
-        limits = f"replicas {bounds.min}..{bounds.max}"
-        if bounds.idle is not None:
-            limits += f", idle {bounds.idle}"
-        out.write(f"{resource.ref} ({limits})\n")
-        rows = [_HEADER] + [_row(r) for r in results]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-        for row, result in zip(rows, [None, *results], strict=True):
-            cells = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            tail = ""
-            if result is not None and result.error is not None:
-                tail = f"  error: {result.error}"
-            elif result is not None and result.skipped:
-                tail = "  skipped: not an external trigger"
-            out.write(f"  {cells}{tail}".rstrip() + "\n")
-        for result in results:
-            for note in result.notes:
-                out.write(f"  note: trigger {result.index}: {note}\n")
-        if sum(1 for r in results if not r.skipped) > 1:
-            outcome = _object_result(resource, results)
-            state = {True: "active", False: "inactive", None: "activity unknown"}[outcome.active]
-            count = (
-                "replicas unknown"
-                if outcome.desired_replicas is None
-                else f"{outcome.desired_replicas} "
-                + ("jobs" if resource.ref.kind == SCALED_JOB else "replicas")
-            )
-            out.write(f"  => {resource.ref.kind}: {state}, {count} ({outcome.explanation})\n")
-
-
-def _row(result: TriggerResult) -> tuple[str, ...]:
-    return (
-        str(result.index),
-        result.type,
-        result.backend or "-",
-        result.metric_name or "-",
-        _number(result.value),
-        _number(result.target),
-        "-" if result.active is None else ("yes" if result.active else "no"),
-        "-" if result.desired_replicas is None else str(result.desired_replicas),
-    )
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)

@@ -71,6 +71,8 @@ class TriggerSpec:
     type: str
     metadata: Mapping[str, str]
     authentication_ref: bool = False
+    #: the trigger's ``metricType`` (KEDA's default ``AverageValue``); never sent to the scaler
+    metric_type: str = "AverageValue"
 
     @property
     def external(self) -> bool:
@@ -277,7 +279,10 @@ def _trigger_spec(raw: Any, index: int, where: str, problems: list[str]) -> Trig
         else:
             strings[key] = value
     auth = raw.get("authenticationRef") is not None
-    return TriggerSpec(index, kind, strings, authentication_ref=auth)
+    metric_type = raw.get("metricType")
+    if not isinstance(metric_type, str) or not metric_type:
+        metric_type = "AverageValue"
+    return TriggerSpec(index, kind, strings, authentication_ref=auth, metric_type=metric_type)
 
 
 def _yaml_type(value: Any) -> str:

@@ -269,6 +269,8 @@ def _exported_families() -> dict[str, tuple[str, set[str]]]:
         ("keda_queue_scaler_push_events_total", {"backend", "kind"}),
         ("keda_queue_scaler_last_value", {"backend", "resource"}),
         ("keda_queue_scaler_last_success_timestamp_seconds", {"backend", "resource"}),
+        ("keda_queue_scaler_oldest_age_seconds", {"backend", "resource"}),
+        ("keda_queue_scaler_in_flight", {"backend", "resource"}),
     ):
         assert name in families, name
         families[name][1].update(labels)
