@@ -31,9 +31,7 @@ from scaler.values import host_port, quote
 #: the keys that mean something only with ``mode: OldestAge``
 _AGE_KEYS: Final = ("value", "activationValue", "oldestEnd", "timestampField", "timestampHashKey")
 #: the keys that mean something only with ``mode: ListLength``
-_LENGTH_KEYS: Final = ("listLength", "activationListLength", "includeProcessing")
-#: the keys that need ``processingListName``
-_PROCESSING_KEYS: Final = ("includeProcessing", "activeWhileInFlight")
+_LENGTH_KEYS: Final = ("listLength", "activationListLength")
 
 __all__ = ["NAME", "AgeSpec", "RedisConnection", "RedisList", "RedisTrigger", "build"]
 
@@ -165,6 +163,8 @@ def _age(params: RedisParams, reading: Reading) -> AgeSpec | None:
             if reading.given(key):
                 reading.problem(f"{key} applies only with mode: OldestAge")
         return None
+    if params.include_processing:
+        reading.problem("includeProcessing applies only with mode: ListLength (an age is no count)")
     for key in _LENGTH_KEYS:
         if reading.given(key):
             reading.problem(
@@ -186,14 +186,17 @@ def _age(params: RedisParams, reading: Reading) -> AgeSpec | None:
 
 
 def _processing(params: RedisParams, reading: Reading) -> str | None:
-    """The processing list, when one is named; its options need it."""
+    """The processing list, when one is named; its options (when true) need it."""
     name = params.processing_list_name
     if not reading.given("processingListName"):
-        for key in _PROCESSING_KEYS:
-            if reading.given(key):
-                reading.problem(
-                    f"{key} needs processingListName (the list of elements being processed)"
-                )
+        options = {
+            "includeProcessing": params.include_processing,
+            "activeWhileInFlight": params.active_while_in_flight,
+        }
+        for key in (key for key, on in options.items() if on):
+            reading.problem(
+                f"{key} needs processingListName (the list of elements being processed)"
+            )
     elif name is not None and name == params.list_name:
         reading.problem("processingListName must differ from listName")
     return name
