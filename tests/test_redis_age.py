@@ -12,7 +12,7 @@ import pytest
 from scaler.backends.base import IN_FLIGHT, OLDEST_AGE
 from scaler.backends.redis import AgeSpec, RedisList
 from scaler.backends.redis.age import MILLISECONDS_FROM, TimestampError, from_json, from_text
-from scaler.backends.redis.reply import read
+from scaler.backends.redis.reply import Value, read
 from scaler.backends.redis.scripts import READ_GROUP, read_arguments
 from scaler.errors import UnsupportedResource
 
@@ -125,9 +125,10 @@ def test_a_refused_element_is_quoted_to_80_characters_and_masked() -> None:
     assert quoted.endswith("...'")
 
 
-def _reply(now: float, *groups: tuple[object, ...]) -> list[object]:
+def _reply(now: float, *groups: tuple[Value, ...]) -> list[Value]:
+    """A reply of the read script: TIME as Redis gives it, then each resource's values."""
     seconds, micros = int(now), round((now - int(now)) * 1_000_000)
-    flat: list[object] = [str(seconds).encode(), str(micros).encode()]
+    flat: list[Value] = [str(seconds).encode(), str(micros).encode()]
     for group in groups:
         assert len(group) == READ_GROUP
         flat += group
@@ -198,7 +199,7 @@ def test_an_empty_list_is_age_0_and_a_future_time_counts_0_and_is_reported() -> 
     ],
 )
 def test_an_age_that_cannot_be_read_is_an_error_naming_the_fact(
-    group: tuple[object, ...], problem: str
+    group: tuple[Value, ...], problem: str
 ) -> None:
     [outcome] = read(WHERE, [RedisList("q", HASH_AGE)], _reply(NOON, group))
     assert isinstance(outcome, UnsupportedResource)
