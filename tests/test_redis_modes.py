@@ -6,18 +6,13 @@ from __future__ import annotations
 import pytest
 
 from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Measurement
-from scaler.backends.redis import AgeSpec, RedisBackend, RedisList, RedisTrigger
+from scaler.backends.redis import AgeSpec, RedisList
 from scaler.backends.redis.scripts import plain
 from scaler.errors import MetadataError
+from tests.test_redis_metadata import BASE
+from tests.test_redis_metadata import parse_metadata as parse
 
-BASE = {"backend": "redis", "address": "redis.svc:6379", "listName": "jobs"}
 AGE = {**BASE, "mode": "OldestAge", "value": "30", "timestampField": "enqueued_at"}
-
-
-def parse(metadata: dict[str, str]) -> RedisTrigger:
-    trigger = RedisBackend(timeout=1.0).parse(metadata)
-    assert isinstance(trigger, RedisTrigger)
-    return trigger
 
 
 @pytest.mark.parametrize(

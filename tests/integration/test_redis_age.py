@@ -23,7 +23,11 @@ import yaml
 
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.test_check_redis import engine, run_json  # noqa: F401 (a fixture)
+from tests.integration.test_check_redis import (  # noqa: F401 (engine: a fixture)
+    engine,
+    manifest,
+    run_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -311,31 +315,18 @@ async def test_one_evalsha_per_read_from_redis_command_statistics(serve, own_red
     assert (delta["lindex"], delta["hget"], delta["time"]) == (reads, reads, reads)
 
 
-@pytest.fixture
-def manifest(tmp_path: Path):
-    def write(*triggers: tuple[str, dict[str, str]]) -> Path:
-        document = {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "ScaledObject",
-            "metadata": {"name": "jobs", "namespace": "work"},
-            "spec": {
-                "scaleTargetRef": {"name": "worker"},
-                "maxReplicaCount": 20,
-                "triggers": [
-                    {"type": "external", "metricType": t, "metadata": m} for t, m in triggers
-                ],
-            },
-        }
-        path = tmp_path / "scaledobject.yaml"
-        path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        return path
-
-    return write
+def with_metric_types(path: Path, *metric_types: str) -> Path:
+    """The manifest at ``path`` with each trigger's ``metricType`` set, in order."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for trigger, metric_type in zip(document["spec"]["triggers"], metric_types, strict=True):
+        trigger["metricType"] = metric_type
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
 
 
 async def test_check_prints_the_age_and_a_future_timestamp_counts_0(
     engine,  # noqa: F811 (the fixture imported above)
-    manifest,
+    tmp_path,
     redis_client,
     redis_metadata,
     redis_url,
@@ -345,11 +336,8 @@ async def test_check_prints_the_age_and_a_future_timestamp_counts_0(
     await redis_client.lpush(f"{prefix}:old", json.dumps({"enqueued_at": now - 90}))
     await redis_client.lpush(f"{prefix}:ahead", json.dumps({"enqueued_at": now + 60}))
     age = {"mode": "OldestAge", "value": "30", "timestampField": "enqueued_at"}
-    path = manifest(
-        ("Value", redis_metadata(f"{prefix}:old", **age)),
-        ("Value", redis_metadata(f"{prefix}:ahead", **age)),
-        ("AverageValue", redis_metadata(f"{prefix}:old", **age)),
-    )
+    triggers = [redis_metadata(f"{prefix}:{key}", **age) for key in ("old", "ahead", "old")]
+    path = with_metric_types(manifest(tmp_path, *triggers), "Value", "Value", "AverageValue")
     status, rows = await run_json(engine, path, redis_url)
     assert status == 0
     old, ahead, average = rows
