@@ -84,6 +84,64 @@ async def test_stream_survives_a_redis_restart_and_reports_the_next_activation(
     stream.cancel()
 
 
+async def test_stream_pushes_true_when_in_flight_work_appears_on_an_idle_queue(
+    serve, redis_client, unique_key, redis_metadata
+) -> None:
+    wait, processing = unique_key("idle"), unique_key("idle-processing")
+    metadata = redis_metadata(wait, processingListName=processing, activeWhileInFlight="true")
+    running = await serve()
+    stream = StreamReader(running.stub.StreamIsActive(ref(metadata)))
+    assert await stream.next() is False  # nothing waits, nothing runs
+    await redis_client.lpush(processing, "job-taken-by-a-worker")
+    assert await stream.next() is True
+    assert await redis_client.llen(wait) == 0  # still nothing waits: the work in flight did it
+    stream.cancel()
+
+
+async def test_age_and_processing_lists_share_one_script_call_per_batch(serve, own_redis) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(host="127.0.0.1", port=own_redis.port)
+    age = {"mode": "OldestAge", "value": "30", "timestampField": "enqueued_at"}
+    metadatas = [
+        own_redis.metadata("plain"),
+        own_redis.metadata("sidekiq", **age),
+        own_redis.metadata(
+            "bull:q:wait",
+            **{**age, "timestampField": "timestamp"},
+            timestampHashKey="bull:q:{}",
+            processingListName="bull:q:active",
+            activeWhileInFlight="true",
+        ),
+        own_redis.metadata("work", processingListName="work:processing"),
+    ]
+    running = await serve(watch_intervals=(("redis", 0.025),), watch_max_requests=40.0)
+    streams = [StreamReader(running.stub.StreamIsActive(ref(m))) for m in metadatas]
+    try:
+        for stream in streams:
+            assert await stream.next() is False
+        assert len(running.app.hub) == 4
+        assert running.app.hub.batches == 1
+        reads = "keda_queue_scaler_backend_request_duration_seconds_count"
+        labels = {"backend": "redis", "outcome": "ok"}
+        before, batches = await _evalsha_calls(client), running.sample(reads, labels)
+        await asyncio.sleep(1.0)
+        calls, batches = (
+            await _evalsha_calls(client) - before,
+            running.sample(reads, labels) - batches,
+        )
+        # every batch read the four resources with one script call, within the budget
+        assert 10 <= calls <= 45, calls
+        assert abs(calls - batches) <= 1, (calls, batches)  # a batch may be in flight
+        await client.lpush("bull:q:active", "1")
+        assert await streams[2].next() is True
+        assert await streams[1].nothing_for(0.05)
+    finally:
+        for stream in streams:
+            stream.cancel()
+        await client.aclose()
+
+
 async def test_kafka_topics_of_one_connection_are_watched_in_one_batch(
     serve, kafka_bootstrap, kafka_topic, kafka_group
 ) -> None:

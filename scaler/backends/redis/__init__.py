@@ -1,18 +1,20 @@
-"""The ``redis`` backend: length of a Redis list (or set, sorted set, hash), with KEDA parity.
+"""The ``redis`` backend: length of a Redis list (or set, sorted set, hash), with KEDA parity;
+the age of a list's oldest element; the work in flight in a processing list.
 
-``trigger`` declares the parameters and applies them; ``client`` reads Redis. This module is
-the registry entry.
+``params`` declares the parameters and ``trigger`` applies them; ``client`` reads Redis with the
+Lua of ``scripts``, and ``age`` turns the enqueue times it reads into seconds. This module is the
+registry entry.
 """
 
 from __future__ import annotations
 
 from scaler.backends.base import Backend
 from scaler.backends.redis.client import RedisClient
+from scaler.backends.redis.params import NAME, RedisParams
 from scaler.backends.redis.trigger import (
-    NAME,
+    AgeSpec,
     RedisConnection,
     RedisList,
-    RedisParams,
     RedisTrigger,
     build,
 )
@@ -34,4 +36,4 @@ class RedisBackend(Backend[RedisParams, RedisConnection, RedisList]):
         return RedisClient(connection, self.timeout)
 
 
-__all__ = ["RedisBackend", "RedisConnection", "RedisList", "RedisParams", "RedisTrigger"]
+__all__ = ["AgeSpec", "RedisBackend", "RedisConnection", "RedisList", "RedisParams", "RedisTrigger"]

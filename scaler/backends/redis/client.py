@@ -1,16 +1,17 @@
-"""The Redis client of ``backend: redis``: key lengths in one round trip, errors mapped.
+"""The Redis client of ``backend: redis``: every read in one round trip, errors mapped.
 
-The length is read by a server-side script that checks the key type first, exactly as KEDA
-does: LLEN for a list, SCARD for a set, ZCARD for a sorted set, HLEN for a hash, 0 for a missing
-key (Redis deletes empty lists); any other type is an error naming the type. A watcher batch
-reads every key of a connection with one script call.
+Each read is one call of a server-side script (``scripts``): a plain length is KEDA's script,
+which checks the key type first (LLEN for a list, SCARD for a set, ZCARD for a sorted set, HLEN
+for a hash, 0 for a missing key, since Redis deletes empty lists; any other type is an error
+naming the type); an age or a processing list is the ``READ`` script, which also returns the
+oldest element, its hash field and Redis ``TIME``. A watcher batch reads every key of a
+connection with one script call. ``reply`` turns what a script returned into measurements.
 
 This package is the only importer of redis-py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import weakref
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from scaler.backends.base import Batch, Client, Measurement
+from scaler.backends.redis import reply as replies
+from scaler.backends.redis.scripts import LENGTH, LENGTHS, READ, Script, plain, read_arguments
 from scaler.backends.redis.trigger import RedisConnection, RedisList
 from scaler.errors import (
     BackendAuthError,
@@ -42,35 +45,6 @@ from scaler.errors import (
 _MAX_CONNECTIONS: Final = 64
 #: seconds an idle connection beyond the first stays open after a burst
 _IDLE_CLOSE: Final = 5.0
-
-# TYPE then the matching length command, atomically and in one round trip (KEDA's script,
-# returning the type too so that an unsupported type can be named in the error).
-_LENGTH_SCRIPT: Final = """
-local t = redis.call('TYPE', KEYS[1])['ok']
-if t == 'list' or t == 'none' then return {t, redis.call('LLEN', KEYS[1])} end
-if t == 'set' then return {t, redis.call('SCARD', KEYS[1])} end
-if t == 'zset' then return {t, redis.call('ZCARD', KEYS[1])} end
-if t == 'hash' then return {t, redis.call('HLEN', KEYS[1])} end
-return {t, -1}
-"""
-_LENGTH_SHA: Final = hashlib.sha1(_LENGTH_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-# The same for every key it is given, in one command: a watcher batch costs Redis one call
-# however many lists are watched on the connection.
-_LENGTHS_SCRIPT: Final = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local t = redis.call('TYPE', key)['ok']
-  local n = -1
-  if t == 'list' or t == 'none' then n = redis.call('LLEN', key)
-  elseif t == 'set' then n = redis.call('SCARD', key)
-  elseif t == 'zset' then n = redis.call('ZCARD', key)
-  elseif t == 'hash' then n = redis.call('HLEN', key) end
-  out[2 * i - 1] = t
-  out[2 * i] = n
-end
-return out
-"""
-_LENGTHS_SHA: Final = hashlib.sha1(_LENGTHS_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 
 class _IdleClosingPool(BlockingConnectionPool):
@@ -136,38 +110,44 @@ class RedisClient(Client[RedisList]):
         self._redis = aioredis.Redis(connection_pool=self._pool)
 
     async def measure(self, resource: RedisList) -> Measurement:
-        reply = await self._eval(_LENGTH_SHA, _LENGTH_SCRIPT, [resource.key])
-        outcome = self._length(resource.key, reply[0], reply[1])
+        if plain(resource):
+            reply = await self._eval(LENGTH, [resource.key])
+            outcome = replies.length(self._where, resource.key, reply[0], reply[1])
+        else:
+            keys, argv = read_arguments([resource])
+            outcome = replies.read(self._where, [resource], await self._eval(READ, keys, argv))[0]
         if isinstance(outcome, UnsupportedResource):
             raise outcome
         return outcome
 
     async def measure_many(self, resources: Sequence[RedisList]) -> Batch[RedisList]:
-        """Every watched key of this connection in one script call (watchers' batches)."""
-        keys = [resource.key for resource in resources]
-        reply = await self._eval(_LENGTHS_SHA, _LENGTHS_SCRIPT, keys)
-        results: dict[RedisList, Measurement | BaseException] = {}
-        for index, resource in enumerate(resources):
-            results[resource] = self._length(keys[index], reply[2 * index], reply[2 * index + 1])
+        """Every watched resource of this connection in one script call (watchers' batches):
+        KEDA's lengths script when they are all plain lengths, else the read script for all."""
+        outcomes: Sequence[Measurement | UnsupportedResource]
+        if all(plain(resource) for resource in resources):
+            keys = [resource.key for resource in resources]
+            reply = await self._eval(LENGTHS, keys)
+            outcomes = [
+                replies.length(self._where, key, reply[2 * i], reply[2 * i + 1])
+                for i, key in enumerate(keys)
+            ]
+        else:
+            keys, argv = read_arguments(resources)
+            outcomes = replies.read(self._where, resources, await self._eval(READ, keys, argv))
+        results: dict[RedisList, Measurement | BaseException] = dict(
+            zip(resources, outcomes, strict=True)
+        )
         return results, 1
 
-    def _length(
-        self, key: str, key_type: bytes | int, length: bytes | int
-    ) -> Measurement | UnsupportedResource:
-        kind = _decode(key_type)
-        if int(length) < 0:
-            return UnsupportedResource(
-                f"{self._where}: key {key!r} is a {kind}, not a list, set, sorted set or hash"
-            )
-        return Measurement(float(int(length)), {"type": kind})
-
-    async def _eval(self, sha: str, script: str, keys: Sequence[str]) -> list[bytes | int]:
+    async def _eval(
+        self, script: Script, keys: Sequence[str], argv: Sequence[str] = ()
+    ) -> list[bytes | int | None]:
         try:
             try:
-                reply = await self._redis.evalsha(sha, len(keys), *keys)
+                reply = await self._redis.evalsha(script.sha, len(keys), *keys, *argv)
             except rexc.NoScriptError:
                 # first use on this server (or after a restart): EVAL also caches the script
-                reply = await self._redis.eval(script, len(keys), *keys)
+                reply = await self._redis.eval(script.text, len(keys), *keys, *argv)
         except rexc.RedisError as err:
             raise self._translate(err) from None
         return list(reply)
@@ -192,7 +172,3 @@ class RedisClient(Client[RedisList]):
     async def aclose(self) -> None:
         await self._redis.aclose()
         await self._pool.disconnect()
-
-
-def _decode(value: bytes | int) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,8 +1,14 @@
-"""``backend: redis`` parameters and arithmetic: KEDA's ``redis`` (redis-lists) trigger.
+"""``backend: redis`` arithmetic: KEDA's ``redis`` (redis-lists) trigger, and the age of a list.
 
-Every key is declared once in :class:`RedisParams` with KEDA's name, default and meaning; the
-cross-field rules (``address`` or ``host`` + ``port``, ``enableTLS`` versus ``tls``) are
-:func:`build`'s. A trigger is active iff the length is greater than ``activationListLength``.
+The parameters are declared in :mod:`.params`; the cross-field rules (``address`` or ``host`` +
+``port``, ``enableTLS`` versus ``tls``, the keys of each mode, the processing list's options)
+are :func:`build`'s. What changes the read (the age spec, the processing list) is in the
+resource, :class:`RedisList`; thresholds stay in the trigger, so triggers that differ only in
+thresholds share one read.
+
+``ListLength`` is active iff the length is greater than ``activationListLength``; ``OldestAge``
+iff the age is greater than ``activationValue``; with ``activeWhileInFlight`` also while the
+processing list is not empty.
 """
 
 from __future__ import annotations
@@ -10,100 +16,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
-from scaler.metadata import Reading, param
-from scaler.values import (
-    boolean,
-    host_port,
-    integer,
-    non_negative,
-    positive,
-    quote,
-    resource_name,
-    tcp_port,
+from scaler.backends.base import (
+    IN_FLIGHT,
+    OLDEST_AGE,
+    Evaluation,
+    Measurement,
+    Trigger,
+    metric_name,
 )
+from scaler.backends.redis.params import NAME, OLDEST_AGE_MODE, RedisParams
+from scaler.metadata import Reading
+from scaler.values import host_port, quote
 
-NAME: Final = "redis"
+#: the keys that mean something only with ``mode: OldestAge``
+_AGE_KEYS: Final = ("value", "activationValue", "oldestEnd", "timestampField", "timestampHashKey")
+#: the keys that mean something only with ``mode: ListLength``
+_LENGTH_KEYS: Final = ("listLength", "activationListLength")
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedisParams:
-    """KEDA's ``redis`` trigger parameters."""
-
-    address: str | None = param(
-        "address",
-        aliases=("addresses",),
-        default=None,
-        connection=True,
-        endpoint="host:port",
-        shown_default="required unless `host`+`port`",
-        doc="`host:port` (`[::1]:6379` for IPv6); of a comma list, the first is used "
-        "(standalone Redis, as KEDA)",
-    )
-    host: str | None = param(
-        "host",
-        aliases=("hosts",),
-        default=None,
-        connection=True,
-        endpoint="host",
-        doc="alternative to `address`, with `port`",
-    )
-    port: int | None = param(
-        "port",
-        integer,
-        aliases=("ports",),
-        default=None,
-        check=tcp_port,
-        connection=True,
-        endpoint="port",
-        doc="alternative to `address`, with `host`",
-    )
-    username: str | None = param("username", default=None, connection=True, doc="ACL user")
-    password: str | None = param(
-        "password",
-        default=None,
-        secret=True,
-        connection=True,
-        doc="password",
-    )
-    database_index: int = param(
-        "databaseIndex", integer, default=0, check=non_negative, doc="database number, ≥ 0"
-    )
-    enable_tls: bool | None = param(
-        "enableTLS",
-        boolean,
-        default=None,
-        connection=True,
-        shown_default="`false`",
-        doc="TLS to Redis. **Caution**: KEDA reads this key too and then also uses TLS to reach "
-        "the scaler; use `tls` instead unless the scaler serves TLS",
-    )
-    tls: str | None = param(
-        "tls",
-        default=None,
-        choices=("enable", "disable"),
-        connection=True,
-        shown_default="`disable`",
-        doc="TLS to Redis only (KEDA's authParams name); cannot be combined with `enableTLS`",
-    )
-    unsafe_ssl: bool = param(
-        "unsafeSsl", boolean, default=False, connection=True, doc="skip certificate verification"
-    )
-    list_name: str = param("listName", resource_name, doc="the key to measure")
-    list_length: int = param(
-        "listLength",
-        integer,
-        default=5,
-        check=positive,
-        doc="target length per replica (integer > 0)",
-    )
-    activation_list_length: int = param(
-        "activationListLength",
-        integer,
-        default=0,
-        check=non_negative,
-        doc="active iff length > this (integer ≥ 0)",
-    )
+__all__ = ["NAME", "AgeSpec", "RedisConnection", "RedisList", "RedisTrigger", "build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +55,28 @@ class RedisConnection:
 
 
 @dataclass(frozen=True, slots=True)
+class AgeSpec:
+    """How the age of a list is read: which end, and where the enqueue time is.
+
+    :param end: ``right`` or ``left``, the end holding the oldest element
+    :param field: the JSON element's field (dots go into nested objects), or the hash's field
+    :param hash_key: the hash named by the element in place of ``{}``; None: the element is JSON
+    """
+
+    end: str
+    field: str
+    hash_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RedisList:
-    """The resource read from Redis: one key in one database (the database is in the connection)."""
+    """The resource read from Redis: one key in one database (the database is in the connection),
+    with what else the read needs: the age of its oldest element, the processing list's length.
+    """
 
     key: str
+    age: AgeSpec | None = None
+    processing: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,7 +87,14 @@ class RedisTrigger(Trigger[RedisConnection, RedisList]):
 
     @property
     def target(self) -> float:
+        if self.resource.age is not None:
+            assert self.params.value is not None  # required with OldestAge
+            return self.params.value
         return float(self.params.list_length)
+
+    @property
+    def measures_age(self) -> bool:
+        return self.resource.age is not None
 
     def metric_name(self) -> str:
         return metric_name("redis", self.resource.key)
@@ -148,9 +103,26 @@ class RedisTrigger(Trigger[RedisConnection, RedisList]):
         return f"{self.connection.address}/{self.connection.database}/{self.resource.key}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        # KEDA: active iff length > activationListLength (strict)
-        active = measurement.value > self.params.activation_list_length
-        return Evaluation(measurement.value, active)
+        if self.resource.age is not None:
+            value = _fact(measurement, OLDEST_AGE)
+            active = value > self.params.activation_value
+        else:
+            value = measurement.value
+            if self.params.include_processing:
+                value += _fact(measurement, IN_FLIGHT)
+            # KEDA: active iff length > activationListLength (strict)
+            active = value > self.params.activation_list_length
+        if self.params.active_while_in_flight and _fact(measurement, IN_FLIGHT) > 0:
+            active = True
+        return Evaluation(value, active)
+
+
+def _fact(measurement: Measurement, name: str) -> float:
+    # The client sets every fact the resource asks for; a missing one is a bug, never a 0.
+    value = measurement.facts[name]
+    if not isinstance(value, int | float):
+        raise TypeError(f"fact {name} is {value!r}, not a number")
+    return float(value)
 
 
 def _endpoint(params: RedisParams, reading: Reading) -> tuple[str, int] | None:
@@ -181,11 +153,62 @@ def _first_address(reading: Reading, key: str, value: str) -> tuple[str, int] | 
     return address
 
 
+def _age(params: RedisParams, reading: Reading) -> AgeSpec | None:
+    """The age spec of ``mode: OldestAge``; None for ``ListLength`` or after a problem."""
+    mode = reading.lookup("mode")
+    if mode is not None and mode[1] != params.mode:
+        return None  # refused already: which keys belong is unknown
+    if params.mode != OLDEST_AGE_MODE:
+        for key in _AGE_KEYS:
+            if reading.given(key):
+                reading.problem(f"{key} applies only with mode: OldestAge")
+        return None
+    if params.include_processing:
+        reading.problem("includeProcessing applies only with mode: ListLength (an age is no count)")
+    for key in _LENGTH_KEYS:
+        if reading.given(key):
+            reading.problem(
+                f"{key} applies only with mode: ListLength (with OldestAge the metric is an age: "
+                "its target is value, its threshold activationValue)"
+            )
+    if not reading.given("value"):
+        reading.problem(
+            "missing required parameter value (the target age in seconds, with mode: OldestAge)"
+        )
+    if not reading.given("timestampField"):
+        reading.problem(
+            "missing required parameter timestampField (where the enqueue time is, with mode: "
+            "OldestAge)"
+        )
+    if params.timestamp_field is None:
+        return None
+    return AgeSpec(params.oldest_end, params.timestamp_field, params.timestamp_hash_key)
+
+
+def _processing(params: RedisParams, reading: Reading) -> str | None:
+    """The processing list, when one is named; its options (when true) need it."""
+    name = params.processing_list_name
+    if not reading.given("processingListName"):
+        options = {
+            "includeProcessing": params.include_processing,
+            "activeWhileInFlight": params.active_while_in_flight,
+        }
+        for key in (key for key, on in options.items() if on):
+            reading.problem(
+                f"{key} needs processingListName (the list of elements being processed)"
+            )
+    elif name is not None and name == params.list_name:
+        reading.problem("processingListName must differ from listName")
+    return name
+
+
 def build(params: RedisParams, reading: Reading) -> RedisTrigger | None:
-    """The trigger, after KEDA's cross-field rules; None when a problem prevents it."""
+    """The trigger, after KEDA's cross-field rules and the modes'; None when a problem prevents
+    it."""
     address = _endpoint(params, reading)
     if params.enable_tls is not None and params.tls is not None:
         reading.problem("enableTLS and tls cannot both be set")
+    resource = RedisList(params.list_name, _age(params, reading), _processing(params, reading))
     if address is None or reading.failed:
         return None
     return RedisTrigger(
@@ -198,6 +221,6 @@ def build(params: RedisParams, reading: Reading) -> RedisTrigger | None:
             tls=bool(params.enable_tls) or params.tls == "enable",
             unsafe_ssl=params.unsafe_ssl,
         ),
-        resource=RedisList(params.list_name),
+        resource=resource,
         params=params,
     )
