@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from scaler.backends.base import OLDEST_AGE, Measurement
@@ -33,6 +32,7 @@ from tests.integration.kafka_fixtures import (
     kafka_metadata,
     produce_at,
 )
+from tests.scaled_objects import manifest, scaled_object
 
 pytestmark = pytest.mark.integration
 
@@ -349,25 +349,15 @@ async def test_lag_and_ages_on_one_group_never_share_a_read_without_ages(
     assert abs(float(with_ages.facts[OLDEST_AGE]) - age_of(produced[0][1])) < WITHIN
 
 
-def scaled_object(tmp_path: Path, metadata: dict[str, str], **spec: Any) -> Path:
-    document = {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "orders-consumer", "namespace": "shop"},
-        "spec": {
-            "scaleTargetRef": {"name": "orders-consumer"},
-            **spec,
-            "triggers": [
-                {
-                    "type": "external",
-                    "metricType": "Value",
-                    "metadata": {"scalerAddress": "keda-queue-scaler.keda:9090", **metadata},
-                }
-            ],
-        },
+def manifest_file(tmp_path: Path, metadata: dict[str, str], **spec: Any) -> Path:
+    """A ScaledObject with one external trigger on ``metadata``, ``metricType: Value``."""
+    trigger = {
+        "type": "external",
+        "metricType": "Value",
+        "metadata": {"scalerAddress": "keda-queue-scaler.keda:9090", **metadata},
     }
     path = tmp_path / "scaledobject.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    path.write_text(manifest(scaled_object("orders-consumer", trigger, **spec)), encoding="utf-8")
     return path
 
 
@@ -378,7 +368,7 @@ async def test_check_json_shows_the_age_and_each_partitions_facts(
     produced = await asyncio.to_thread(produce_at, kafka_bootstrap, topic, 1, [ago(75)])
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0, (topic, 1): 0})
     running = await serve(cache_ttl=0.0, backend_timeout=5.0)
-    path = scaled_object(tmp_path, ages(kafka_bootstrap, group, topic), maxReplicaCount=10)
+    path = manifest_file(tmp_path, ages(kafka_bootstrap, group, topic), maxReplicaCount=10)
     parser = argparse.ArgumentParser()
     check.add_arguments(parser)
     out = io.StringIO()
@@ -408,7 +398,7 @@ async def test_simulate_scales_the_replicas_by_age_over_value(
     await asyncio.to_thread(produce_at, kafka_bootstrap, topic, 0, [ago(75)])
     await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0})
     running = await serve(cache_ttl=0.0, backend_timeout=5.0)
-    path = scaled_object(tmp_path, ages(kafka_bootstrap, group, topic), maxReplicaCount=10)
+    path = manifest_file(tmp_path, ages(kafka_bootstrap, group, topic), maxReplicaCount=10)
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     args = parser.parse_args(
