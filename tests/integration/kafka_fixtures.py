@@ -23,6 +23,7 @@ import secrets
 import socket
 import struct
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ __all__ = [
     "SaslAuthenticationFailed",
     "TopicFactory",
     "admin_client",
+    "age_of",
+    "ago",
     "commit",
     "committed",
     "end_offsets",
@@ -254,6 +257,16 @@ def produce(bootstrap: str, topic: str, partition: int, count: int) -> None:
             future.get(timeout=_TIMEOUT_MS / 1000)
     finally:
         producer.close(timeout=_TIMEOUT_MS / 1000)
+
+
+def ago(seconds: float) -> int:
+    """A record timestamp ``seconds`` before now (this machine's clock), in milliseconds."""
+    return int((time.time() - seconds) * 1000)
+
+
+def age_of(timestamp_ms: int) -> float:
+    """Seconds since a record timestamp, on this machine's clock (the broker's, on loopback)."""
+    return time.time() - timestamp_ms / 1000
 
 
 def produce_at(
