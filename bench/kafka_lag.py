@@ -6,8 +6,11 @@ Needs the test broker (``make brokers``; ``SCALER_TEST_KAFKA_BOOTSTRAP``, defaul
 127.0.0.1:19092). Creates ``topics x partitions`` partitions, produces one record to each,
 commits offsets for a group on every other partition, then evaluates the group through the
 scaler's engine with no cache (every evaluation reads the broker) and counts the requests the
-admin client sends, by API, with a counter wrapped around kafka-python's send. Prints a table
-and writes ``bench/results/kafka_lag.json``. Topics are deleted afterwards.
+admin client sends, by API, with a counter wrapped around kafka-python's send. ``mode: Lag`` and
+``mode: LagSeconds`` are measured side by side over every topic of the group: with the default
+``offsetResetPolicy: latest`` the committed half of the partitions has lag (one waiting record
+each), with ``earliest`` every partition has (the uncommitted half from the log start). Prints
+a table and writes ``bench/results/kafka_lag.json``. Topics are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -69,9 +72,18 @@ def cleanup(bootstrap: str, topics: list[str]) -> None:
 async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -> dict[str, Any]:
     engine = build_engine(Settings(cache_ttl=0.0, backend_timeout=30.0))
     metadata = {"backend": "kafka", "bootstrapServers": bootstrap, "consumerGroup": group}
+    ages = {"mode": "LagSeconds", "value": "30"}
+    earliest = {"offsetResetPolicy": "earliest"}
+    cases: list[tuple[str, dict[str, str]]] = [
+        ("topic, Lag", {"topic": topics[0], "allowIdleConsumers": "true"}),
+        ("all topics, Lag", {"allowIdleConsumers": "true"}),
+        ("all topics, LagSeconds", ages),
+        ("all topics, Lag, earliest", {"allowIdleConsumers": "true", **earliest}),
+        ("all topics, LagSeconds, earliest", {**ages, **earliest}),
+    ]
     results: dict[str, Any] = {}
-    for mode, extra in (("topic", {"topic": topics[0]}), ("all topics of the group", {})):
-        parsed = engine.parse({**metadata, **extra, "allowIdleConsumers": "true"})
+    for mode, extra in cases:
+        parsed = engine.parse({**metadata, **extra})
         first = await engine.evaluate(parsed)  # connects and bootstraps
         client = engine.pool.get(parsed.key.connection)
         assert isinstance(client, KafkaClient)
@@ -99,14 +111,24 @@ async def evaluate(bootstrap: str, topics: list[str], group: str, rounds: int) -
         measurement = await engine.measure(parsed)
         results[mode] = {
             "partitions": len(measurement.items),
-            "lag": evaluation.value,
-            "first_evaluation_lag": first.value,
+            # LagSeconds: the partitions whose waiting record was fetched
+            "records_fetched": sum("record_offset" in i for i in measurement.items),
+            "value": evaluation.value,
+            "first_evaluation_value": first.value,
             "evaluation_ms_p50": round(statistics.median(durations) * 1000, 2),
+            "evaluation_ms_p99": round(_p99(durations) * 1000, 2),
             "evaluation_ms_max": round(max(durations) * 1000, 2),
             "requests_per_evaluation": {k: v / rounds for k, v in sorted(requests.items())},
         }
     await engine.aclose()
     return results
+
+
+def _p99(durations: list[float]) -> float:
+    """The 99th percentile, interpolated between samples (the largest one below 100 samples)."""
+    if len(durations) < 2:
+        return durations[0]
+    return statistics.quantiles(durations, n=100, method="inclusive")[98]
 
 
 def main() -> None:
@@ -130,8 +152,9 @@ def main() -> None:
     )
     for mode, r in results.items():
         print(
-            f"  {mode:<24} partitions={r['partitions']:<5} lag={r['lag']:<6g} "
-            f"p50={r['evaluation_ms_p50']} ms max={r['evaluation_ms_max']} ms "
+            f"  {mode:<33} partitions={r['partitions']:<5} fetched={r['records_fetched']:<5} "
+            f"value={r['value']:<8.4g} p50={r['evaluation_ms_p50']} ms "
+            f"p99={r['evaluation_ms_p99']} ms max={r['evaluation_ms_max']} ms "
             f"requests/evaluation={r['requests_per_evaluation']}"
         )
     out = RESULTS / "kafka_lag.json"

@@ -23,6 +23,7 @@ import secrets
 import socket
 import struct
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ __all__ = [
     "SaslAuthenticationFailed",
     "TopicFactory",
     "admin_client",
+    "age_of",
+    "ago",
     "commit",
     "committed",
     "end_offsets",
@@ -55,6 +58,7 @@ __all__ = [
     "kafka_sasl",
     "kafka_topic",
     "produce",
+    "produce_at",
     "sasl_authenticate",
 ]
 
@@ -161,21 +165,29 @@ def kafka_admin(kafka_bootstrap: str) -> Iterator[Any]:
 
 
 class TopicFactory(Protocol):
-    def __call__(self, partitions: int = 1, prefix: str = "kqs-test") -> str: ...
+    def __call__(
+        self, partitions: int = 1, prefix: str = "kqs-test", configs: dict[str, str] | None = None
+    ) -> str: ...
 
 
 @pytest.fixture
 def kafka_topic(kafka_bootstrap: str) -> Iterator[TopicFactory]:
-    """``make(partitions=1, prefix="kqs-test")`` creates a fresh topic (one replica) and returns
-    its name once every partition has a leader; every topic made is deleted after the test.
+    """``make(partitions=1, prefix="kqs-test", configs=None)`` creates a fresh topic (one replica,
+    with topic ``configs`` such as ``message.timestamp.type``) and returns its name once every
+    partition has a leader; every topic made is deleted after the test.
     (Short-lived admin clients: none is left open while a test stops the broker.)"""
     created: list[str] = []
 
-    def make(partitions: int = 1, prefix: str = "kqs-test") -> str:
+    def make(
+        partitions: int = 1, prefix: str = "kqs-test", configs: dict[str, str] | None = None
+    ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex}"
+        spec: dict[str, Any] = {"num_partitions": partitions, "replication_factor": 1}
+        if configs:
+            spec["configs"] = configs
         with admin_client(kafka_bootstrap) as admin:
             admin.create_topics(
-                {name: {"num_partitions": partitions, "replication_factor": 1}},
+                {name: spec},
                 timeout_ms=_TIMEOUT_MS,
                 wait_for_metadata=True,
             )
@@ -243,6 +255,52 @@ def produce(bootstrap: str, topic: str, partition: int, count: int) -> None:
         producer.flush(timeout=_TIMEOUT_MS / 1000)
         for future in futures:
             future.get(timeout=_TIMEOUT_MS / 1000)
+    finally:
+        producer.close(timeout=_TIMEOUT_MS / 1000)
+
+
+def ago(seconds: float) -> int:
+    """A record timestamp ``seconds`` before now (this machine's clock), in milliseconds."""
+    return int((time.time() - seconds) * 1000)
+
+
+def age_of(timestamp_ms: int) -> float:
+    """Seconds since a record timestamp, on this machine's clock (the broker's, on loopback)."""
+    return time.time() - timestamp_ms / 1000
+
+
+def produce_at(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    timestamps_ms: Iterable[int],
+    value: bytes = b"kqs",
+    transactional: bool = False,
+) -> list[tuple[int, int]]:
+    """Send one record per timestamp (CreateTime as given; a LogAppendTime topic replaces it) to
+    one partition and return the broker's (offset, timestamp) of each, as it acknowledged them. With
+    ``transactional``, all of them in one committed transaction (a marker follows them)."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": _CLIENT_ID,
+        "acks": "all",
+    }
+    if transactional:
+        config["transactional_id"] = f"kqs-test-{uuid.uuid4().hex}"
+    producer = KafkaProducer(**config)
+    try:
+        if transactional:
+            producer.init_transactions()
+            producer.begin_transaction()
+        futures = [
+            producer.send(topic, value=value, partition=partition, timestamp_ms=timestamp)
+            for timestamp in timestamps_ms
+        ]
+        producer.flush(timeout=_TIMEOUT_MS / 1000)
+        if transactional:
+            producer.commit_transaction()
+        acked = [future.get(timeout=_TIMEOUT_MS / 1000) for future in futures]
+        return [(int(meta.offset), int(meta.timestamp)) for meta in acked]
     finally:
         producer.close(timeout=_TIMEOUT_MS / 1000)
 

@@ -1,9 +1,11 @@
 """The ``kafka`` backend: consumer-group lag with the parameters and semantics of KEDA's trigger.
 
-``params`` declares the keys; ``trigger`` applies KEDA's rules and lag arithmetic; ``client``
-reads offsets (``oauth`` supplies OAUTHBEARER tokens, ``workarounds`` holds what kafka-python
-3.0.12 needs around it). This module is the registry entry: it owns the thread pool every
-kafka-python call runs in, and the memory behind persistent lag (kept by the engine's history).
+``params`` declares the keys; ``trigger`` applies KEDA's rules and lag arithmetic, ``ages`` the
+rules and arithmetic of ``mode: LagSeconds``; ``client`` reads offsets, ``fetch`` the records
+waiting at them and ``records`` what their bytes and timestamps say (``oauth`` supplies
+OAUTHBEARER tokens, ``workarounds`` holds what kafka-python 3.0.12 needs around it). This module
+is the registry entry: it owns the thread pool every kafka-python call runs in, and the memory
+behind persistent lag (kept by the engine's history).
 
 kafka-python is the only client library here, and this package its only importer.
 """

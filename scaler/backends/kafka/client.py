@@ -7,8 +7,10 @@ One read of any number of groups and topics on a connection sends:
   on, described after the commits are known),
 * one OffsetFetch for the groups' committed offsets,
 * one ListOffsets per partition leader for the log-end offsets,
-* and, only for ``offsetResetPolicy: earliest`` and partitions never committed on, one more
-  ListOffsets for their log-start offsets.
+* only for ``offsetResetPolicy: earliest`` and partitions never committed on, one more
+  ListOffsets for their log-start offsets,
+* and, only for ``mode: LagSeconds`` and partitions with lag, one Fetch per partition leader for
+  the record at the committed offset (:mod:`scaler.backends.kafka.fetch`).
 
 The raw offsets are the measurement's items; triggers apply their options to them. A group that
 never committed, with no ``topic``, is NOT_FOUND rather than every topic in the cluster
@@ -31,6 +33,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.protocol.consumer.offsets import OffsetSpec
 
 from scaler.backends.base import Batch, Client, Measurement
+from scaler.backends.kafka.fetch import with_ages
 from scaler.backends.kafka.oauth import ClientCredentials
 from scaler.backends.kafka.trigger import NAME, ConsumerLag, KafkaConnection
 from scaler.backends.kafka.workarounds import admin_client, all_refuse, sasl_rejection
@@ -131,10 +134,11 @@ class KafkaClient(Client[ConsumerLag]):
         results: _Results = {}
         requests = 0
         partitions_of: dict[str, list[TopicPartition]] = {}
+        leaders: dict[TopicPartition, int] = {}
         missing: set[str] = set()
         named = sorted({r.topic for r in resources if r.topic})
         if named:
-            partitions_of, missing = _describe(admin, named)
+            partitions_of, missing = _describe(admin, named, leaders)
             requests += 1
         specs: dict[str, set[TopicPartition] | None] = {}
         for r in resources:
@@ -156,7 +160,7 @@ class KafkaClient(Client[ConsumerLag]):
             {tp.topic for r in topicless for tp in committed[r.group]} - set(partitions_of)
         )
         if unknown:
-            more, gone = _describe(admin, unknown)  # a deleted topic keeps old commits
+            more, gone = _describe(admin, unknown, leaders)  # a deleted topic keeps old commits
             partitions_of.update(more)
             missing |= gone
             requests += 1
@@ -195,9 +199,12 @@ class KafkaClient(Client[ConsumerLag]):
                 admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in uncommitted})
             )
             requests += 2
-        for r, parts in wanted.items():
-            results[r] = _measurement(parts, committed[r.group], ends, starts)
-        return results, requests
+        measured = {
+            r: _measurement(parts, committed[r.group], ends, starts) for r, parts in wanted.items()
+        }
+        aged, cost = with_ages(admin, measured, leaders, label)
+        results.update(aged)
+        return results, requests + cost
 
     def _translate(self, err: kerr.KafkaError, resource: ConsumerLag) -> BackendError:
         where = f"kafka {self._connection.label} group {resource.group!r}"
@@ -256,9 +263,10 @@ def _measurement(
 
 
 def _describe(
-    admin: KafkaAdminClient, topics: Sequence[str]
+    admin: KafkaAdminClient, topics: Sequence[str], leaders: dict[TopicPartition, int]
 ) -> tuple[dict[str, list[TopicPartition]], set[str]]:
-    """Partitions of each topic, and the topics that do not exist."""
+    """Partitions of each topic, and the topics that do not exist; adds each partition's leader
+    to ``leaders`` (where ``mode: LagSeconds`` fetches records)."""
     described: list[dict[str, Any]] = admin.describe_topics(list(topics))
     partitions: dict[str, list[TopicPartition]] = {}
     missing: set[str] = set()
@@ -269,6 +277,8 @@ def _describe(
         elif topic["error_code"]:
             raise kerr.for_code(topic["error_code"])(f"describing topic {name!r}")
         else:
+            for p in topic["partitions"]:
+                leaders[TopicPartition(name, p["partition_index"])] = int(p["leader_id"])
             partitions[name] = sorted(
                 TopicPartition(name, p["partition_index"]) for p in topic["partitions"]
             )

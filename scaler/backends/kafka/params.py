@@ -24,6 +24,8 @@ from scaler.values import (
     resource_name,
 )
 
+LAG: Final = "Lag"
+LAG_SECONDS: Final = "LagSeconds"
 #: KEDA's ``sasl`` values and the SASL mechanism kafka-python names each
 SASL_MECHANISMS: Final = {
     "none": None,
@@ -81,6 +83,36 @@ class KafkaParams:
         default=0,
         check=non_negative,
         doc="active iff total lag (persistent lag included) > this",
+    )
+    mode: str = param(
+        "mode",
+        default=LAG,
+        choices=(LAG, LAG_SECONDS),
+        doc="extension: `Lag` is KEDA's lag in records; `LagSeconds` the age in seconds of the "
+        "oldest unconsumed record ([lag in seconds](#scaling-on-lag-in-seconds))",
+    )
+    value: float | None = param(
+        "value",
+        number,
+        default=None,
+        check=positive,
+        doc="extension: with `mode: LagSeconds` (and required with it), the target age in seconds "
+        "(a number > 0)",
+    )
+    activation_value: float = param(
+        "activationValue",
+        number,
+        default=0.0,
+        check=non_negative,
+        doc="extension: with `mode: LagSeconds`, active iff the oldest age (persistent lag "
+        "included) in seconds > this",
+    )
+    active_while_in_flight: bool = param(
+        "activeWhileInFlight",
+        boolean,
+        default=False,
+        doc="refused when `true`: in-flight work on Kafka is the lag itself (a record stays "
+        "unconsumed until its offset is committed)",
     )
     offset_reset_policy: str = param(
         "offsetResetPolicy",

@@ -1,9 +1,11 @@
 """``backend: kafka`` triggers: connection identity, what is read, KEDA's lag arithmetic.
 
 :func:`build` applies KEDA's cross-field rules (its ``Validate()``) to the declared
-:class:`~scaler.backends.kafka.params.KafkaParams`. A trigger's :meth:`KafkaTrigger.evaluate` is
-KEDA's lag arithmetic on raw offsets, with these differences on purpose (docs/backends/kafka.md,
-"Differences from KEDA's built-in kafka trigger"):
+:class:`~scaler.backends.kafka.params.KafkaParams`, and the rules of the modes
+(:func:`scaler.backends.kafka.ages.check_mode`). A trigger's :meth:`KafkaTrigger.evaluate` is
+KEDA's lag arithmetic on raw offsets in ``mode: Lag``, and the oldest age
+(:func:`scaler.backends.kafka.ages.evaluate`) in ``mode: LagSeconds``. The lag arithmetic differs
+from KEDA's on purpose (docs/backends/kafka.md, "Differences from KEDA's built-in kafka trigger"):
 
 * lag is clamped at 0;
 * ``earliest`` with no commit counts log-end minus log-start, not the absolute log-end
@@ -24,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
-from scaler.backends.kafka.params import SASL_MECHANISMS, KafkaParams
+from scaler.backends.kafka import ages
+from scaler.backends.kafka.params import LAG_SECONDS, SASL_MECHANISMS, KafkaParams
 from scaler.errors import MetadataError
 from scaler.metadata import Reading
 from scaler.values import host_port, quote
@@ -95,6 +98,8 @@ class ConsumerLag:
     topic: str | None
     #: read log-start offsets of uncommitted partitions (``offsetResetPolicy: earliest``)
     with_log_start: bool = False
+    #: read the age of the oldest unconsumed record of each partition (``mode: LagSeconds``)
+    with_ages: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +114,14 @@ class KafkaTrigger(Trigger[KafkaConnection, ConsumerLag]):
 
     @property
     def target(self) -> float:
+        if self.resource.with_ages:
+            assert self.params.value is not None  # required with LagSeconds (build)
+            return self.params.value
         return float(self.params.lag_threshold)
+
+    @property
+    def measures_age(self) -> bool:
+        return self.resource.with_ages
 
     def metric_name(self) -> str:
         if self.resource.topic:
@@ -120,7 +132,8 @@ class KafkaTrigger(Trigger[KafkaConnection, ConsumerLag]):
         return f"{self.connection.label}/{self.resource.group}/{self.resource.topic or '*'}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        """KEDA's lag arithmetic (kafka_scaler.go), with the differences in the module docstring."""
+        """KEDA's lag arithmetic (kafka_scaler.go), with the differences in the module docstring;
+        or, in ``mode: LagSeconds``, the oldest age."""
         p = self.params
         partitions = list(measurement.items)
         if self.partitions is not None and self.resource.topic:
@@ -132,6 +145,8 @@ class KafkaTrigger(Trigger[KafkaConnection, ConsumerLag]):
                         f"{self.resource.topic!r} is in the limitation"
                     ]
                 )
+        if self.resource.with_ages:
+            return ages.evaluate(p, partitions)
         total_lag = 0.0
         total_with_persistent = 0.0
         with_lag = 0
@@ -266,6 +281,7 @@ def build(p: KafkaParams, reading: Reading) -> KafkaTrigger | None:
     servers = _servers(reading, p.bootstrap_servers) if p.bootstrap_servers else ()
     limitation = _partition_set(reading, p.partition_limitation) if p.partition_limitation else None
     _check_options(p, reading)
+    ages.check_mode(p, reading)
     if limitation is not None and not p.topic:
         limitation = None  # KEDA ignores it without a topic
         log.debug("partitionLimitation ignored: no topic")
@@ -290,7 +306,10 @@ def build(p: KafkaParams, reading: Reading) -> KafkaTrigger | None:
             oauth_extensions=extensions,
         ),
         resource=ConsumerLag(
-            p.consumer_group, p.topic, with_log_start=p.offset_reset_policy == "earliest"
+            p.consumer_group,
+            p.topic,
+            with_log_start=p.offset_reset_policy == "earliest",
+            with_ages=p.mode == LAG_SECONDS,
         ),
         params=p,
         partitions=limitation,
