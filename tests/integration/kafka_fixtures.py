@@ -276,6 +276,7 @@ def produce_at(
     timestamps_ms: Iterable[int],
     value: bytes = b"kqs",
     transactional: bool = False,
+    compression: str | None = None,
 ) -> list[tuple[int, int]]:
     """Send one record per timestamp (CreateTime as given; a LogAppendTime topic replaces it) to
     one partition and return the broker's (offset, timestamp) of each, as it acknowledged them. With
@@ -284,6 +285,7 @@ def produce_at(
         "bootstrap_servers": bootstrap,
         "client_id": _CLIENT_ID,
         "acks": "all",
+        "compression_type": compression,
     }
     if transactional:
         config["transactional_id"] = f"kqs-test-{uuid.uuid4().hex}"

@@ -174,6 +174,24 @@ async def test_log_append_time_is_the_brokers_clock_not_the_producers(
     assert abs(float(item["age_seconds"]) - age_of(appended)) < WITHIN
 
 
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_compressed_batches_are_read(
+    serve, kafka_bootstrap, kafka_topic, kafka_group, codec: str
+) -> None:
+    # producers compress by default in many setups: each codec kafka-python can read is installed
+    topic = kafka_topic()
+    group = kafka_group()
+    stamp = ago(75)
+    await asyncio.to_thread(produce_at, kafka_bootstrap, topic, 0, [stamp], compression=codec)
+    await asyncio.to_thread(commit, kafka_bootstrap, group, {(topic, 0): 0})
+    running = await serve(cache_ttl=0.0, backend_timeout=5.0)
+
+    item = by_partition(await measured(running, ages(kafka_bootstrap, group, topic)))[0]
+
+    assert item["timestamp_ms"] == stamp
+    assert abs(float(item["age_seconds"]) - age_of(stamp)) < WITHIN
+
+
 async def test_a_timestamp_in_the_future_counts_zero_and_is_reported(
     serve, kafka_bootstrap, kafka_topic, kafka_group
 ) -> None:
