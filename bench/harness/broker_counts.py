@@ -15,7 +15,9 @@ import redis.asyncio as aioredis
 from bench.harness.prometheus import scrape, series_sum
 
 #: commands the scaler's Lua length scripts call; Redis counts them in commandstats as well
-SCRIPT_INTERNAL_COMMANDS = frozenset({"type", "llen", "scard", "zcard", "hlen"})
+SCRIPT_INTERNAL_COMMANDS = frozenset(
+    {"type", "llen", "scard", "zcard", "hlen", "lindex", "hget", "time"}
+)
 #: commands the benchmark itself sends to its Redis (preparation, counting, activations)
 BENCH_COMMANDS = frozenset(
     {
