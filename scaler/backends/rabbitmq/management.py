@@ -21,8 +21,9 @@ from urllib.parse import quote
 import httpx
 
 from scaler.backends.base import Batch, Client, Measurement
+from scaler.backends.rabbitmq.modes import fact
 from scaler.backends.rabbitmq.params import NAME
-from scaler.backends.rabbitmq.trigger import CLIENT_NAME, RabbitConnection, RabbitQueue, fact
+from scaler.backends.rabbitmq.trigger import CLIENT_NAME, RabbitConnection, RabbitQueue
 from scaler.errors import (
     BackendAuthError,
     BackendError,

@@ -3,28 +3,24 @@
 :func:`build` applies KEDA's cross-field rules (``validateTrigger``: ``mode``/``value``/
 ``queueLength``, ``protocol`` versus the scheme of ``host``, what only the management API can
 do, the TLS keys, the authentication it does not support) to the declared parameters
-(``params``). :meth:`RabbitTrigger.evaluate` is KEDA's per-mode metric and activity over the
-queues a read returned, combined by ``operation``, so one broker read serves every trigger on
-the same queue whatever its options.
+(``params``). :meth:`RabbitTrigger.evaluate` applies KEDA's per-mode metric and activity
+(``modes``) to the queues a read returned, combined by ``operation``, so one broker read serves
+every trigger on the same queue whatever its options.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote_plus
 
 from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
+from scaler.backends.rabbitmq.modes import combine, keda_rule
 from scaler.backends.rabbitmq.params import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_VALUE,
-    DELIVER_GET_RATE,
-    EXPECTED_QUEUE_CONSUMPTION_TIME,
-    MESSAGE_RATE,
     NAME,
-    PUBLISHED_TO_DELIVERED_RATIO,
     QUEUE_LENGTH,
     RATE_MODES,
     RabbitParams,
@@ -96,12 +92,6 @@ class RabbitQueue:
     page_size: int = DEFAULT_PAGE_SIZE
 
 
-def fact(item: Mapping[str, float | str], key: str) -> float:
-    """A numeric fact of one queue (0 when absent)."""
-    value = item.get(key, 0.0)
-    return float(value) if not isinstance(value, str) else 0.0
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
     """A parsed ``backend: rabbitmq`` trigger.
@@ -131,54 +121,14 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         """KEDA's GetMetricsAndActivity over the combined queue (keda-protocol.md 2.3)."""
-        m, p, d = self.combine(measurement.items)
-        a = self.params.activation_value
-        if self.mode == QUEUE_LENGTH:
-            return Evaluation(m, m > a)
-        if self.mode == MESSAGE_RATE:
-            return Evaluation(p, p > a or m > a)
-        if self.mode == DELIVER_GET_RATE:
-            return Evaluation(d, d > a)
-        if self.mode == PUBLISHED_TO_DELIVERED_RATIO:
-            ratio = 0.0
-            if p > 0 and d == 0:
-                ratio = a
-            elif p > 0 and d > 0:
-                ratio = p / d
-            return Evaluation(ratio, ratio > a or (p > 0 and d == 0))
-        assert self.mode == EXPECTED_QUEUE_CONSUMPTION_TIME
-        if m == 0:
-            eta = 0.0  # an empty queue drains in no time, whatever the rates (keda#8033)
-        elif d == 0:
-            eta = a
-        else:
-            eta = (p - d) / d + m / d
-        return Evaluation(eta, eta > a or (d == 0 and m > 0))
+        m, p, d = combine(measurement.items, self.params.operation, self._count_key())
+        return keda_rule(self.mode, self.params.activation_value, m, p, d)
 
-    def combine(self, items: Sequence[Mapping[str, float | str]]) -> tuple[float, float, float]:
-        """(messages, publish rate, deliver/get rate) over the matched queues, by ``operation``.
-
-        Counts are ``messages`` (ready + unacknowledged) unless ``excludeUnacknowledged`` or
-        AMQP (which sees ready messages only). ``avg`` divides counts as integers, as KEDA does;
-        no matched queue gives zeros, as in KEDA.
-        """
-        if not items:
-            return 0.0, 0.0, 0.0
-        count_key = (
-            "messages_ready"
-            if self.params.exclude_unacknowledged or self.connection.protocol == "amqp"
-            else "messages"
-        )
-        counts = [int(fact(item, count_key)) for item in items]
-        publish = [fact(item, "publish_rate") for item in items]
-        deliver = [fact(item, "deliver_get_rate") for item in items]
-        if self.params.operation == "max":
-            # KEDA's maximum starts from 0
-            return float(max(0, *counts)), max(0.0, *publish), max(0.0, *deliver)
-        n = len(items)
-        if self.params.operation == "avg":
-            return float(sum(counts) // n), sum(publish) / n, sum(deliver) / n
-        return float(sum(counts)), sum(publish), sum(deliver)
+    def _count_key(self) -> str:
+        # `messages` is ready + unacknowledged; AMQP sees ready messages only
+        if self.params.exclude_unacknowledged or self.connection.protocol == "amqp":
+            return "messages_ready"
+        return "messages"
 
 
 def _protocol(params: RabbitParams, reading: Reading) -> str | None:
