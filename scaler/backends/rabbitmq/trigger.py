@@ -1,11 +1,11 @@
-"""``backend: rabbitmq`` triggers: the connection identity, the queue read, KEDA's arithmetic.
+"""``backend: rabbitmq`` triggers: the connection identity, the queue read, the rules applied.
 
 :func:`build` applies KEDA's cross-field rules (``validateTrigger``: ``mode``/``value``/
 ``queueLength``, ``protocol`` versus the scheme of ``host``, what only the management API can
 do, the TLS keys, the authentication it does not support) to the declared parameters
-(``params``). :meth:`RabbitTrigger.evaluate` applies KEDA's per-mode metric and activity
-(``modes``) to the queues a read returned, combined by ``operation``, so one broker read serves
-every trigger on the same queue whatever its options.
+(``params``), and picks the ``operation`` of ages. :meth:`RabbitTrigger.evaluate` applies the
+mode (``modes``) to the queues a read returned, so one broker read serves every trigger on the
+same queue whatever its options.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Final
 from urllib.parse import quote_plus
 
 from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
-from scaler.backends.rabbitmq.modes import combine, keda_rule
+from scaler.backends.rabbitmq.modes import combine, keda_rule, oldest_age
 from scaler.backends.rabbitmq.params import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_VALUE,
     NAME,
+    OLDEST_MESSAGE_AGE,
     QUEUE_LENGTH,
     RATE_MODES,
     RabbitParams,
@@ -98,6 +99,7 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
 
     :param mode: the mode after KEDA's defaults (``QueueLength`` for ``queueLength`` or nothing)
     :param value: the target after KEDA's defaults (``queueLength``, or 20 when nothing is set)
+    :param operation: ``operation``, or ``max`` for ages when it is not given
     """
 
     # out of repr, as the connection keeps PEM material out of it (`ca` and `cert` are no
@@ -105,10 +107,15 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
     params: RabbitParams = field(repr=False)
     mode: str
     value: float
+    operation: str
 
     @property
     def target(self) -> float:
         return self.value
+
+    @property
+    def measures_age(self) -> bool:
+        return self.mode == OLDEST_MESSAGE_AGE
 
     def metric_name(self) -> str:
         # KEDA: NormalizeString("rabbitmq-" + url.QueryEscape(queueName)); quote_plus escapes the
@@ -120,9 +127,15 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
         return f"{self.connection.address}/{self.resource.vhost}/{kind}{self.resource.name}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        """KEDA's GetMetricsAndActivity over the combined queue (keda-protocol.md 2.3)."""
-        m, p, d = combine(measurement.items, self.params.operation, self._count_key())
-        return keda_rule(self.mode, self.params.activation_value, m, p, d)
+        """The mode's metric and activity over the combined queues (KEDA's for its five modes,
+        keda-protocol.md 2.3)."""
+        a = self.params.activation_value
+        if self.mode == OLDEST_MESSAGE_AGE:
+            where = f"{self.connection.where} vhost {self.resource.vhost!r}"
+            age = oldest_age(measurement, self.operation, where)
+            return Evaluation(age, age > a)
+        m, p, d = combine(measurement.items, self.operation, self._count_key())
+        return keda_rule(self.mode, a, m, p, d)
 
     def _count_key(self) -> str:
         # `messages` is ready + unacknowledged; AMQP sees ready messages only
@@ -172,6 +185,12 @@ def _amqp_limits(params: RabbitParams, reading: Reading, mode: str | None) -> No
             f"mode: {quote(mode or '')} needs message rates, which only the management "
             "API has: use an http:// or https:// host (protocol: http)"
         )
+    if mode == OLDEST_MESSAGE_AGE:
+        reading.problem(
+            f"mode: {quote(mode)} needs the timestamp of the message at the head of the queue, "
+            "which only the management API reports (head_message_timestamp): use an http:// "
+            "or https:// host (protocol: http)"
+        )
     if params.use_regex:
         reading.problem("useRegex: true needs the management API (an http(s):// host)")
     if params.exclude_unacknowledged:
@@ -211,10 +230,17 @@ def build(params: RabbitParams, reading: Reading) -> RabbitTrigger | None:
     assert protocol is not None
     assert mode is not None
     assert value is not None
-    return _trigger(params, protocol, mode, value)
+    # KEDA's default `sum` stays for its modes; for ages, which KEDA has no mode for, a sum of
+    # the matched queues' ages means nothing, the oldest of them does
+    operation = params.operation
+    if mode == OLDEST_MESSAGE_AGE and not reading.given("operation"):
+        operation = "max"
+    return _trigger(params, protocol, mode, value, operation)
 
 
-def _trigger(params: RabbitParams, protocol: str, mode: str, value: float) -> RabbitTrigger:
+def _trigger(
+    params: RabbitParams, protocol: str, mode: str, value: float, operation: str
+) -> RabbitTrigger:
     uri = params.host
     assert uri is not None  # no problem recorded
     username, password = params.username, params.password
@@ -250,4 +276,5 @@ def _trigger(params: RabbitParams, protocol: str, mode: str, value: float) -> Ra
         params=params,
         mode=mode,
         value=value,
+        operation=operation,
     )
