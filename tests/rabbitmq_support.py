@@ -72,13 +72,20 @@ class ManagementStub:
         return httpx.Response(200, json=self.body, headers=headers)
 
 
+def answer_with(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[[httpx.Request], httpx.Response]
+) -> None:
+    """Every httpx client made from now on (the backend's) gets its answers from ``answer``."""
+    real: Callable[..., httpx.AsyncClient] = httpx.AsyncClient
+    monkeypatch.setattr(
+        httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(answer), **kw)
+    )
+
+
 def management_stub(monkeypatch: pytest.MonkeyPatch) -> ManagementStub:
     """Every httpx client made from now on (the backend's) talks to a new stub."""
     stub = ManagementStub()
-    real: Callable[..., httpx.AsyncClient] = httpx.AsyncClient
-    monkeypatch.setattr(
-        httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(stub.answer), **kw)
-    )
+    answer_with(monkeypatch, stub.answer)
     return stub
 
 
