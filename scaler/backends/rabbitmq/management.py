@@ -8,9 +8,10 @@ the ``Date`` header of the same answer. A watcher batch reads every watched queu
 one call (an exact-name regex).
 
 The client returns raw per-queue facts (:class:`~scaler.backends.base.Measurement` ``items``,
-named in ``modes``); the trigger applies ``excludeUnacknowledged``, ``operation``,
-and the mode. This module is the package's only importer of httpx (named
-so as not to shadow the standard library's ``http``).
+named in ``modes``), and the work in flight of every read; the trigger applies
+``excludeUnacknowledged``, ``operation``, ``activeWhileInFlight`` and the mode. This module is
+the package's only importer of httpx (named so as not to shadow the standard library's
+``http``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from scaler.backends.base import OLDEST_AGE, Batch, Client, Measurement
+from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Batch, Client, Measurement
 from scaler.backends.rabbitmq.modes import AGE, AHEAD, BROKER_TIME, HEAD_TIMESTAMP, QUEUE_TYPE, fact
 from scaler.backends.rabbitmq.params import NAME
 from scaler.backends.rabbitmq.trigger import CLIENT_NAME, RabbitConnection, RabbitQueue
@@ -217,6 +218,8 @@ def _totals(items: tuple[Mapping[str, float | str], ...], now: float | None) -> 
         "deliver_get_rate",
     ):
         totals[key] = sum(fact(item, key) for item in items)
+    # on every read, whatever the triggers' keys: the in-flight gauge's
+    totals[IN_FLIGHT] = totals["messages_unacknowledged"]
     if now is not None:
         totals[BROKER_TIME] = now
     # the oldest head of the matched queues, whatever a trigger's `operation`; unknown (and

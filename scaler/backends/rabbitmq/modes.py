@@ -1,5 +1,5 @@
-"""The arithmetic of ``backend: rabbitmq`` over the queues one read returned: KEDA's five modes
-and the age of the head message (``OldestMessageAge``).
+"""The arithmetic of ``backend: rabbitmq`` over the queues one read returned: KEDA's five modes,
+the age of the head message (``OldestMessageAge``) and work in flight (``activeWhileInFlight``).
 
 The clients (``amqp``, ``management``) return raw facts per queue, under the names declared
 here; the trigger (``trigger``) applies its mode and options with these functions, so one read
@@ -106,6 +106,11 @@ def oldest_age(measurement: Measurement, operation: str, where: str) -> float:
     if operation == "avg":
         return sum(ages) / len(ages)  # seconds, not counts: no integer division
     return sum(ages)
+
+
+def in_flight(items: Sequence[Mapping[str, float | str]]) -> float:
+    """Messages delivered to consumers and not yet acknowledged, over the matched queues."""
+    return sum(fact(item, "messages_unacknowledged") for item in items)
 
 
 def _why_no_age(

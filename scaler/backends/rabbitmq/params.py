@@ -1,6 +1,6 @@
 """The declared parameters of ``backend: rabbitmq``: KEDA's ``rabbitmq`` trigger keys, each with
-KEDA's name, default and meaning, the scaler's own ``mode: OldestMessageAge``, and the names of
-the modes.
+KEDA's name, default and meaning, the scaler's own keys (``mode: OldestMessageAge``,
+``activeWhileInFlight``), and the names of the modes.
 
 The parser, the connection keys a profile supplies, the fuzz test and the docs table derive from
 :class:`RabbitParams`; the cross-field rules are ``trigger.build``'s.
@@ -151,6 +151,14 @@ class RabbitParams:
         boolean,
         default=False,
         doc="count ready messages only (HTTP only; AMQP always does)",
+    )
+    active_while_in_flight: bool = param(
+        "activeWhileInFlight",
+        boolean,
+        default=False,
+        doc="the scaler's own: also active while messages are delivered and not acknowledged, "
+        "whatever the mode, so that KEDA never scales the consumers to zero under running "
+        "work (HTTP only; see [Work in flight](#work-in-flight))",
     )
     timeout: float | None = param(
         "timeout",

@@ -4,8 +4,8 @@
 ``queueLength``, ``protocol`` versus the scheme of ``host``, what only the management API can
 do, the TLS keys, the authentication it does not support) to the declared parameters
 (``params``), and picks the ``operation`` of ages. :meth:`RabbitTrigger.evaluate` applies the
-mode (``modes``) to the queues a read returned, so one broker read serves every trigger on the
-same queue whatever its options.
+mode (``modes``) and ``activeWhileInFlight`` to the queues a read returned, so one broker read
+serves every trigger on the same queue whatever its options.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Final
 from urllib.parse import quote_plus
 
 from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
-from scaler.backends.rabbitmq.modes import combine, keda_rule, oldest_age
+from scaler.backends.rabbitmq.modes import combine, in_flight, keda_rule, oldest_age
 from scaler.backends.rabbitmq.params import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_VALUE,
@@ -128,14 +128,22 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         """The mode's metric and activity over the combined queues (KEDA's for its five modes,
-        keda-protocol.md 2.3)."""
+        keda-protocol.md 2.3), also active with work in flight when ``activeWhileInFlight``."""
         a = self.params.activation_value
         if self.mode == OLDEST_MESSAGE_AGE:
             where = f"{self.connection.where} vhost {self.resource.vhost!r}"
             age = oldest_age(measurement, self.operation, where)
-            return Evaluation(age, age > a)
-        m, p, d = combine(measurement.items, self.operation, self._count_key())
-        return keda_rule(self.mode, a, m, p, d)
+            evaluation = Evaluation(age, age > a)
+        else:
+            m, p, d = combine(measurement.items, self.operation, self._count_key())
+            evaluation = keda_rule(self.mode, a, m, p, d)
+        if (
+            self.params.active_while_in_flight
+            and not evaluation.active
+            and in_flight(measurement.items) > 0
+        ):
+            return Evaluation(evaluation.value, True)
+        return evaluation
 
     def _count_key(self) -> str:
         # `messages` is ready + unacknowledged; AMQP sees ready messages only
@@ -190,6 +198,12 @@ def _amqp_limits(params: RabbitParams, reading: Reading, mode: str | None) -> No
             f"mode: {quote(mode)} needs the timestamp of the message at the head of the queue, "
             "which only the management API reports (head_message_timestamp): use an http:// "
             "or https:// host (protocol: http)"
+        )
+    if params.active_while_in_flight:
+        reading.problem(
+            "activeWhileInFlight: true needs the count of unacknowledged messages, which only "
+            "the management API reports (AMQP sees ready messages only): use an http:// or "
+            "https:// host (protocol: http)"
         )
     if params.use_regex:
         reading.problem("useRegex: true needs the management API (an http(s):// host)")
