@@ -110,10 +110,17 @@ def queue_json(
     return queue
 
 
-async def measure(trigger: RabbitTrigger) -> Measurement:
-    """One read of the trigger's queue through its backend's client."""
+async def measure(trigger: RabbitTrigger, *, batched: bool = False) -> Measurement:
+    """One read of the trigger's queue through its backend's client: a single read, or the
+    watchers' batch of one (which must cost one request and succeed)."""
     client = RabbitMQBackend(1.0).connect(trigger.connection)
     try:
-        return await client.measure(trigger.resource)
+        if not batched:
+            return await client.measure(trigger.resource)
+        results, requests = await client.measure_many([trigger.resource])
     finally:
         await client.aclose()
+    measurement = results[trigger.resource]
+    assert isinstance(measurement, Measurement), measurement
+    assert requests == 1
+    return measurement

@@ -9,7 +9,6 @@ import grpc
 import pytest
 
 from scaler.backends.base import OLDEST_AGE
-from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.errors import MetadataError, UnsupportedResource
 from tests.conftest import ref
 from tests.rabbitmq_support import (
@@ -176,15 +175,7 @@ async def test_a_regex_matching_nothing_is_age_zero(stub: ManagementStub) -> Non
 async def test_the_batched_watcher_read_carries_the_head_timestamp(stub: ManagementStub) -> None:
     stub.body = {"items": [queue_json("jobs", ready=1, head=BROKER_NOW - 45)]}
     trigger = parse_metadata({**HTTP, **AGE})
-    client = RabbitMQBackend(1.0).connect(trigger.connection)
-    try:
-        results, requests = await client.measure_many([trigger.resource])
-    finally:
-        await client.aclose()
-    measurement = results[trigger.resource]
-    assert not isinstance(measurement, BaseException)
-    assert requests == 1
-    assert trigger.evaluate(measurement).value == 45.0
+    assert trigger.evaluate(await measure(trigger, batched=True)).value == 45.0
 
 
 def test_operation_of_ages_defaults_to_max_and_keda_modes_keep_sum() -> None:

@@ -8,7 +8,6 @@ import grpc
 import pytest
 
 from scaler.backends.base import IN_FLIGHT, Measurement
-from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.errors import MetadataError
 from tests.conftest import ref
 from tests.rabbitmq_support import (
@@ -85,14 +84,7 @@ async def test_every_management_read_reports_the_work_in_flight(
     trigger = parse_metadata(HTTP)  # no activeWhileInFlight: the gauge's fact is there anyway
     assert (await measure(trigger)).facts[IN_FLIGHT] == 3.0
     stub.body = {"items": [queue_json(ready=0, unacked=4)]}
-    client = RabbitMQBackend(1.0).connect(trigger.connection)
-    try:
-        results, _ = await client.measure_many([trigger.resource])
-    finally:
-        await client.aclose()
-    batched = results[trigger.resource]
-    assert isinstance(batched, Measurement)
-    assert batched.facts[IN_FLIGHT] == 4.0
+    assert (await measure(trigger, batched=True)).facts[IN_FLIGHT] == 4.0
 
 
 def test_over_amqp_the_key_is_refused_saying_why() -> None:
