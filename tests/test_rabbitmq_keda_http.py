@@ -11,7 +11,6 @@ carry ``messages_ready`` = ``messages`` - ``messages_unacknowledged``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from scaler.backends.rabbitmq import RabbitMQBackend
 from scaler.errors import BackendError, UnsupportedResource
-from tests.rabbitmq_support import parse_metadata
+from tests.rabbitmq_support import answer_with, parse_metadata
 from tests.test_rabbitmq_keda import ROOT
 
 STUB = "http://stub.test"
@@ -43,10 +42,7 @@ class Stub:
 @pytest.fixture
 def stub(monkeypatch: pytest.MonkeyPatch) -> Stub:
     stub = Stub()
-    real: Callable[..., httpx.AsyncClient] = httpx.AsyncClient
-    monkeypatch.setattr(
-        httpx, "AsyncClient", lambda **kw: real(transport=httpx.MockTransport(stub.answer), **kw)
-    )
+    answer_with(monkeypatch, stub.answer)
     return stub
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -137,9 +139,13 @@ class RabbitApi:
     async def get(self, path: str, **params: str) -> Any:
         return (await self._call("GET", path, params=params or None)).json()
 
-    async def create_queue(self, queue: QueueRef, durable: bool = True) -> None:
+    async def create_queue(self, queue: QueueRef, durable: bool = True, kind: str = "") -> None:
+        """Declare ``queue``; ``kind`` is its ``x-queue-type`` (``quorum``...), none: classic."""
         path = f"/api/queues/{self._vhost(queue.vhost)}/{quote(queue.name, safe='')}"
-        await self._call("PUT", path, json={"durable": durable, "auto_delete": False})
+        arguments = {"x-queue-type": kind} if kind else {}
+        await self._call(
+            "PUT", path, json={"durable": durable, "auto_delete": False, "arguments": arguments}
+        )
 
     async def delete_queue(self, queue: QueueRef) -> None:
         path = f"/api/queues/{self._vhost(queue.vhost)}/{quote(queue.name, safe='')}"
@@ -149,6 +155,12 @@ class RabbitApi:
         path = f"/api/queues/{self._vhost(queue.vhost)}/{quote(queue.name, safe='')}"
         result: dict[str, Any] = await self.get(path)
         return result
+
+    async def queue_and_clock(self, queue: QueueRef) -> tuple[dict[str, Any], float]:
+        """The queue's details, and the broker's clock when it answered (its Date header)."""
+        path = f"/api/queues/{self._vhost(queue.vhost)}/{quote(queue.name, safe='')}"
+        response = await self._call("GET", path)
+        return response.json(), parsedate_to_datetime(response.headers["date"]).timestamp()
 
     async def settled(self, queue: QueueRef, **expected: int) -> dict[str, Any]:
         """The queue's details once they show ``expected`` (e.g. ``messages_unacknowledged=4``).
@@ -210,19 +222,22 @@ async def rabbitmq_api(rabbitmq_http: str) -> AsyncIterator[RabbitApi]:
 
 class QueueFactory(Protocol):
     async def __call__(
-        self, prefix: str = "kqs-test", vhost: str = "/", durable: bool = True
+        self, prefix: str = "kqs-test", vhost: str = "/", durable: bool = True, kind: str = ""
     ) -> QueueRef: ...
 
 
 @pytest.fixture
 async def rabbit_queue(rabbitmq_api: RabbitApi) -> AsyncIterator[QueueFactory]:
-    """``await make(prefix, vhost)``: a new queue with a unique name, deleted after the test."""
+    """``await make(prefix, vhost, kind=...)``: a new queue with a unique name (classic unless
+    ``kind`` says ``quorum``...), deleted after the test."""
     made: list[QueueRef] = []
 
-    async def make(prefix: str = "kqs-test", vhost: str = "/", durable: bool = True) -> QueueRef:
+    async def make(
+        prefix: str = "kqs-test", vhost: str = "/", durable: bool = True, kind: str = ""
+    ) -> QueueRef:
         queue = QueueRef(vhost, f"{prefix}-{uuid.uuid4().hex}")
         made.append(queue)
-        await rabbitmq_api.create_queue(queue, durable=durable)
+        await rabbitmq_api.create_queue(queue, durable=durable, kind=kind)
         await rabbitmq_api.settled(queue)  # statistics exist: the API can count it
         return queue
 
@@ -298,14 +313,20 @@ class AmqpPeer:
             self._links[vhost] = link
         return link
 
-    async def publish(self, queue: QueueRef, count: int) -> None:
-        """Publish ``count`` persistent messages, confirmed by the broker."""
+    async def publish(self, queue: QueueRef, count: int, timestamp: int | None = None) -> None:
+        """Publish ``count`` persistent messages, confirmed by the broker, with ``timestamp``
+        (seconds since the epoch) as their AMQP timestamp property, or none."""
+        stamp = None
+        if timestamp is not None:
+            stamp = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
         channel = await (await self.link(queue.vhost)).channel(publisher_confirms=True)
         try:
             for i in range(count):
                 await channel.default_exchange.publish(
                     aio_pika.Message(
-                        f"m{i}".encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                        f"m{i}".encode(),
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        timestamp=stamp,
                     ),
                     routing_key=queue.name,
                 )

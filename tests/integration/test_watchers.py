@@ -196,3 +196,33 @@ async def test_rabbitmq_queues_are_watched_and_activate(
     assert await streams[0].nothing_for(0.2)
     for stream in streams:
         stream.cancel()
+
+
+async def test_rabbitmq_stream_pushes_true_when_work_in_flight_appears_on_an_idle_queue(
+    serve, rabbit_queue, rabbitmq_metadata, rabbitmq_api, amqp_peer
+) -> None:
+    queue = await rabbit_queue()
+    running = await serve(backend_timeout=3.0)
+    # ready messages alone never activate these (1 is not > activationValue 1): only the
+    # message in work can
+    options = {"mode": "QueueLength", "value": "5", "activationValue": "1"}
+    options["excludeUnacknowledged"] = "true"
+    keyed = StreamReader(
+        running.stub.StreamIsActive(
+            ref(rabbitmq_metadata(queue, "http", activeWhileInFlight="true", **options))
+        )
+    )
+    plain = StreamReader(
+        running.stub.StreamIsActive(ref(rabbitmq_metadata(queue, "http", **options), name="b"))
+    )
+    assert await keyed.next() is False
+    assert await plain.next() is False
+    await amqp_peer.publish(queue, 1)
+    held = await amqp_peer.take(queue, 1)  # a consumer takes it and does not acknowledge it
+    await rabbitmq_api.settled(queue, messages_ready=0, messages_unacknowledged=1)
+    # the management API refreshes its counts every collect_statistics_interval (1 s here)
+    assert await keyed.next(timeout=8) is True
+    assert await plain.nothing_for(0.5)  # KEDA's behaviour without the key: still idle
+    await held.ack(1)
+    keyed.cancel()
+    plain.cancel()

@@ -2,12 +2,16 @@
 
 ``GET /api/queues/<vhost>/<queue>``, or with ``useRegex`` one page of
 ``GET /api/queues/<vhost>?use_regex=true&name=<regex>`` (more than one page is an error, as in
-KEDA). It sees ready *and* unacknowledged messages and the publish and deliver/get rates. A
-watcher batch reads every watched queue of a vhost in one call (an exact-name regex).
+KEDA). It sees ready *and* unacknowledged messages, the publish and deliver/get rates, and the
+timestamp of each queue's head message, whose age it measures against the broker's own clock:
+the ``Date`` header of the same answer. A watcher batch reads every watched queue of a vhost in
+one call (an exact-name regex).
 
-The client returns raw per-queue facts (:class:`~scaler.backends.base.Measurement` ``items``);
-the trigger applies ``excludeUnacknowledged``, ``operation`` and the mode. This module is the
-package's only importer of httpx (named so as not to shadow the standard library's ``http``).
+The client returns raw per-queue facts (:class:`~scaler.backends.base.Measurement` ``items``,
+named in ``modes``), and the work in flight of every read; the trigger applies
+``excludeUnacknowledged``, ``operation``, ``activeWhileInFlight`` and the mode. This module is
+the package's only importer of httpx (named so as not to shadow the standard library's
+``http``).
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 
-from scaler.backends.base import Batch, Client, Measurement
+from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Batch, Client, Measurement
+from scaler.backends.rabbitmq.modes import AGE, AHEAD, BROKER_TIME, HEAD_TIMESTAMP, QUEUE_TYPE, fact
 from scaler.backends.rabbitmq.params import NAME
-from scaler.backends.rabbitmq.trigger import CLIENT_NAME, RabbitConnection, RabbitQueue, fact
+from scaler.backends.rabbitmq.trigger import CLIENT_NAME, RabbitConnection, RabbitQueue
 from scaler.errors import (
     BackendAuthError,
     BackendError,
@@ -72,7 +79,7 @@ class HttpClient(Client[RabbitQueue]):
                 f"{resource.name!r}"
             )
             # KEDA's query, parameter for parameter (`pagination` is ignored by RabbitMQ)
-            body = await self._get(
+            body, now = await self._get(
                 f"/api/queues/{vhost}",
                 {
                     "page": "1",
@@ -92,14 +99,14 @@ class HttpClient(Client[RabbitQueue]):
                     f"than one page of pageSize {resource.page_size}; raise pageSize or narrow "
                     "the regex"
                 )
-            items = tuple(_queue_facts(q, where) for q in body["items"])
+            items = tuple(_queue_facts(q, where, now) for q in body["items"])
         else:
             where = f"{self._connection.where} vhost {resource.vhost!r} queue {resource.name!r}"
-            body = await self._get(
+            body, now = await self._get(
                 f"/api/queues/{vhost}/{quote(resource.name, safe='')}", None, where
             )
-            items = (_queue_facts(body, where),)
-        return _totals(items)
+            items = (_queue_facts(body, where, now),)
+        return _totals(items, now)
 
     async def measure_many(self, resources: Sequence[RabbitQueue]) -> Batch[RabbitQueue]:
         """Watched queues of one vhost in one management call (an exact-name regex), so a
@@ -121,7 +128,7 @@ class HttpClient(Client[RabbitQueue]):
                 chunk = queues[start : start + _BATCH_PAGE]
                 requests += 1
                 try:
-                    found = await self._queues_named(vhost, [q.name for q in chunk])
+                    found, now = await self._queues_named(vhost, [q.name for q in chunk])
                 except TargetNotFound as err:  # the vhost itself is missing
                     results.update(dict.fromkeys(chunk, err))
                     continue
@@ -132,16 +139,18 @@ class HttpClient(Client[RabbitQueue]):
                         results[queue] = TargetNotFound(f"{where}: not found")
                         continue
                     try:
-                        item = _queue_facts(body, where)
+                        item = _queue_facts(body, where, now)
                     except BackendError as err:
                         results[queue] = err
                         continue
-                    results[queue] = _totals((item,))
+                    results[queue] = _totals((item,), now)
         return results, requests
 
-    async def _queues_named(self, vhost: str, names: list[str]) -> dict[str, Any]:
+    async def _queues_named(
+        self, vhost: str, names: list[str]
+    ) -> tuple[dict[str, Any], float | None]:
         where = f"{self._connection.where} vhost {vhost!r}"
-        body = await self._get(
+        body, now = await self._get(
             f"/api/queues/{quote(vhost, safe='')}",
             {
                 "page": "1",
@@ -153,9 +162,12 @@ class HttpClient(Client[RabbitQueue]):
         )
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise BackendError(f"{where}: unexpected answer (no items list)")
-        return {str(q.get("name")): q for q in body["items"] if isinstance(q, dict)}
+        return {str(q.get("name")): q for q in body["items"] if isinstance(q, dict)}, now
 
-    async def _get(self, path: str, params: dict[str, str] | None, where: str) -> Any:
+    async def _get(
+        self, path: str, params: dict[str, str] | None, where: str
+    ) -> tuple[Any, float | None]:
+        """The answer's JSON, and the broker's clock when it answered (None: no usable Date)."""
         try:
             response = await self._client().get(path, params=params)
         except httpx.TimeoutException:
@@ -167,7 +179,7 @@ class HttpClient(Client[RabbitQueue]):
         status = response.status_code
         if status == 200:
             try:
-                return response.json()
+                return response.json(), _broker_time(response)
             except ValueError:
                 raise BackendError(
                     f"{where}: the answer is not JSON; does host point at the management API?"
@@ -196,7 +208,7 @@ class HttpClient(Client[RabbitQueue]):
             await http.aclose()
 
 
-def _totals(items: tuple[Mapping[str, float | str], ...]) -> Measurement:
+def _totals(items: tuple[Mapping[str, float | str], ...], now: float | None) -> Measurement:
     totals: dict[str, float | str] = {"protocol": "http", "queues": float(len(items))}
     for key in (
         "messages",
@@ -206,7 +218,33 @@ def _totals(items: tuple[Mapping[str, float | str], ...]) -> Measurement:
         "deliver_get_rate",
     ):
         totals[key] = sum(fact(item, key) for item in items)
+    # on every read, whatever the triggers' keys: the in-flight gauge's
+    totals[IN_FLIGHT] = totals["messages_unacknowledged"]
+    if now is not None:
+        totals[BROKER_TIME] = now
+    # the oldest head of the matched queues, whatever a trigger's `operation`; unknown (and
+    # left out, never 0) when a queue with ready messages has no age
+    if all(AGE in item for item in items):
+        totals[OLDEST_AGE] = max((fact(item, AGE) for item in items), default=0.0)
+    ahead = max((fact(item, AHEAD) for item in items), default=0.0)
+    if ahead > 0:
+        totals[AHEAD] = ahead
     return Measurement(fact(totals, "messages"), totals, items)
+
+
+def _broker_time(response: httpx.Response) -> float | None:
+    """The broker's clock from the answer's ``Date`` header (RFC 9110: one-second resolution,
+    set by the management API's web server when it answers); None when absent or unreadable."""
+    header = response.headers.get("date")
+    if header is None:
+        return None
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, of unknown origin; an HTTP date is GMT anyway
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _http_reason(response: httpx.Response) -> str:
@@ -222,8 +260,9 @@ def _http_reason(response: httpx.Response) -> str:
     return text[:_MAX_BODY] + ("..." if len(text) > _MAX_BODY else "")
 
 
-def _queue_facts(queue: Any, where: str) -> dict[str, float | str]:
-    """The counts and rates of one queue object of the management API."""
+def _queue_facts(queue: Any, where: str, now: float | None) -> dict[str, float | str]:
+    """The counts, rates and head age of one queue object of the management API; ``now`` is
+    the broker's clock when it answered."""
     if not isinstance(queue, dict):
         raise BackendError(f"{where}: unexpected answer (not a queue object)")
     name = str(queue.get("name", "?"))
@@ -244,7 +283,34 @@ def _queue_facts(queue: Any, where: str) -> dict[str, float | str]:
     # no message_stats (or no *_details) = no traffic yet: a rate of 0 is the truth then
     facts["publish_rate"] = _rate(stats, "publish_details")
     facts["deliver_get_rate"] = _rate(stats, "deliver_get_details")
+    kind = queue.get("type")
+    if isinstance(kind, str):
+        facts[QUEUE_TYPE] = kind
+    facts.update(_head_age(queue, fact(facts, "messages_ready"), now))
     return facts
+
+
+def _head_age(queue: Mapping[str, Any], ready: float, now: float | None) -> dict[str, float]:
+    """The head timestamp and its age on the broker's clock, when known.
+
+    No ready message is age 0: nothing waits, although RabbitMQ's head timestamp (classic
+    queues) also covers the messages delivered and not yet acknowledged, which are in work; so
+    with ready messages it is the oldest of those and the ready head. A timestamp
+    ahead of the broker's clock (a publisher's clock running fast) counts 0, and how far ahead
+    it is is kept. A missing age is left out, for the trigger to explain, never taken as 0.
+    """
+    head = queue.get(HEAD_TIMESTAMP)
+    found: dict[str, float] = {}
+    if isinstance(head, int | float) and not isinstance(head, bool) and math.isfinite(head):
+        found[HEAD_TIMESTAMP] = float(head)
+    if ready == 0:
+        found[AGE] = 0.0
+    elif HEAD_TIMESTAMP in found and now is not None:
+        age = now - found[HEAD_TIMESTAMP]
+        found[AGE] = max(0.0, age)
+        if age < 0:
+            found[AHEAD] = -age
+    return found
 
 
 def _rate(stats: Mapping[str, Any], key: str) -> float:

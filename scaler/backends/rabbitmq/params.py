@@ -1,5 +1,6 @@
 """The declared parameters of ``backend: rabbitmq``: KEDA's ``rabbitmq`` trigger keys, each with
-KEDA's name, default and meaning, and the names of the modes.
+KEDA's name, default and meaning, the scaler's own keys (``mode: OldestMessageAge``,
+``activeWhileInFlight``), and the names of the modes.
 
 The parser, the connection keys a profile supplies, the fuzz test and the docs table derive from
 :class:`RabbitParams`; the cross-field rules are ``trigger.build``'s.
@@ -30,15 +31,20 @@ MESSAGE_RATE: Final = "MessageRate"
 DELIVER_GET_RATE: Final = "DeliverGetRate"
 PUBLISHED_TO_DELIVERED_RATIO: Final = "PublishedToDeliveredRatio"
 EXPECTED_QUEUE_CONSUMPTION_TIME: Final = "ExpectedQueueConsumptionTime"
+#: the scaler's own mode (KEDA has none like it): the age of the message at the head of the queue
+OLDEST_MESSAGE_AGE: Final = "OldestMessageAge"
+#: modes that need rates, which only the management API has
+RATE_MODES: Final = frozenset(
+    {MESSAGE_RATE, DELIVER_GET_RATE, PUBLISHED_TO_DELIVERED_RATIO, EXPECTED_QUEUE_CONSUMPTION_TIME}
+)
 MODES: Final = (
     QUEUE_LENGTH,
     MESSAGE_RATE,
     DELIVER_GET_RATE,
     PUBLISHED_TO_DELIVERED_RATIO,
     EXPECTED_QUEUE_CONSUMPTION_TIME,
+    OLDEST_MESSAGE_AGE,
 )
-#: modes that need rates, which only the management API has
-RATE_MODES: Final = frozenset(MODES[1:])
 DEFAULT_VALUE: Final = 20.0
 DEFAULT_PAGE_SIZE: Final = 100
 #: the shown default of the keys KEDA reads for token-based auth, which are refused here
@@ -91,7 +97,9 @@ class RabbitParams:
         default=None,
         choices=MODES,
         shown_default=f"`{QUEUE_LENGTH}`",
-        doc="what is measured; all but `QueueLength` need HTTP",
+        doc="what is measured; all but `QueueLength` need HTTP. `OldestMessageAge` (the "
+        "scaler's own) is the age in seconds of the message at the head of the queue (see "
+        "[Scaling on message age](#scaling-on-message-age))",
     )
     value: float | None = param(
         "value",
@@ -99,7 +107,8 @@ class RabbitParams:
         default=None,
         check=positive,
         shown_default="`20` when neither `mode` nor `value` is set",
-        doc="target per replica (a number > 0); required when `mode` is set",
+        doc="target per replica (a number > 0; seconds with `OldestMessageAge`); required when "
+        "`mode` is set",
     )
     activation_value: float = param(
         "activationValue", number, default=0.0, doc="activation threshold (see the table below)"
@@ -125,7 +134,9 @@ class RabbitParams:
         "operation",
         default="sum",
         choices=("sum", "max", "avg"),
-        doc="how the matched queues combine (counts use integer division, as KEDA)",
+        shown_default=f"`sum`; `max` with `{OLDEST_MESSAGE_AGE}`",
+        doc="how the matched queues combine (counts use integer division, as KEDA). Ages "
+        "default to `max`, the oldest head of them all; a sum of ages means little",
     )
     page_size: int = param(
         "pageSize",
@@ -140,6 +151,14 @@ class RabbitParams:
         boolean,
         default=False,
         doc="count ready messages only (HTTP only; AMQP always does)",
+    )
+    active_while_in_flight: bool = param(
+        "activeWhileInFlight",
+        boolean,
+        default=False,
+        doc="the scaler's own: also active while messages are delivered and not acknowledged, "
+        "whatever the mode, so that KEDA never scales the consumers to zero under running "
+        "work (HTTP only; see [Work in flight](#work-in-flight))",
     )
     timeout: float | None = param(
         "timeout",

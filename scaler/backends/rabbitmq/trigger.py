@@ -1,30 +1,27 @@
-"""``backend: rabbitmq`` triggers: the connection identity, the queue read, KEDA's arithmetic.
+"""``backend: rabbitmq`` triggers: the connection identity, the queue read, the rules applied.
 
 :func:`build` applies KEDA's cross-field rules (``validateTrigger``: ``mode``/``value``/
 ``queueLength``, ``protocol`` versus the scheme of ``host``, what only the management API can
 do, the TLS keys, the authentication it does not support) to the declared parameters
-(``params``). :meth:`RabbitTrigger.evaluate` is KEDA's per-mode metric and activity over the
-queues a read returned, combined by ``operation``, so one broker read serves every trigger on
-the same queue whatever its options.
+(``params``), and picks the ``operation`` of ages. :meth:`RabbitTrigger.evaluate` applies the
+mode (``modes``) and ``activeWhileInFlight`` to the queues a read returned, so one broker read
+serves every trigger on the same queue whatever its options.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote_plus
 
 from scaler.backends.base import Evaluation, Measurement, Trigger, metric_name
+from scaler.backends.rabbitmq.modes import combine, in_flight, keda_rule, oldest_age
 from scaler.backends.rabbitmq.params import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_VALUE,
-    DELIVER_GET_RATE,
-    EXPECTED_QUEUE_CONSUMPTION_TIME,
-    MESSAGE_RATE,
     NAME,
-    PUBLISHED_TO_DELIVERED_RATIO,
+    OLDEST_MESSAGE_AGE,
     QUEUE_LENGTH,
     RATE_MODES,
     RabbitParams,
@@ -96,18 +93,13 @@ class RabbitQueue:
     page_size: int = DEFAULT_PAGE_SIZE
 
 
-def fact(item: Mapping[str, float | str], key: str) -> float:
-    """A numeric fact of one queue (0 when absent)."""
-    value = item.get(key, 0.0)
-    return float(value) if not isinstance(value, str) else 0.0
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
     """A parsed ``backend: rabbitmq`` trigger.
 
     :param mode: the mode after KEDA's defaults (``QueueLength`` for ``queueLength`` or nothing)
     :param value: the target after KEDA's defaults (``queueLength``, or 20 when nothing is set)
+    :param operation: ``operation``, or ``max`` for ages when it is not given
     """
 
     # out of repr, as the connection keeps PEM material out of it (`ca` and `cert` are no
@@ -115,10 +107,15 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
     params: RabbitParams = field(repr=False)
     mode: str
     value: float
+    operation: str
 
     @property
     def target(self) -> float:
         return self.value
+
+    @property
+    def measures_age(self) -> bool:
+        return self.mode == OLDEST_MESSAGE_AGE
 
     def metric_name(self) -> str:
         # KEDA: NormalizeString("rabbitmq-" + url.QueryEscape(queueName)); quote_plus escapes the
@@ -130,55 +127,29 @@ class RabbitTrigger(Trigger[RabbitConnection, RabbitQueue]):
         return f"{self.connection.address}/{self.resource.vhost}/{kind}{self.resource.name}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
-        """KEDA's GetMetricsAndActivity over the combined queue (keda-protocol.md 2.3)."""
-        m, p, d = self.combine(measurement.items)
+        """The mode's metric and activity over the combined queues (KEDA's for its five modes,
+        keda-protocol.md 2.3), also active with work in flight when ``activeWhileInFlight``."""
         a = self.params.activation_value
-        if self.mode == QUEUE_LENGTH:
-            return Evaluation(m, m > a)
-        if self.mode == MESSAGE_RATE:
-            return Evaluation(p, p > a or m > a)
-        if self.mode == DELIVER_GET_RATE:
-            return Evaluation(d, d > a)
-        if self.mode == PUBLISHED_TO_DELIVERED_RATIO:
-            ratio = 0.0
-            if p > 0 and d == 0:
-                ratio = a
-            elif p > 0 and d > 0:
-                ratio = p / d
-            return Evaluation(ratio, ratio > a or (p > 0 and d == 0))
-        assert self.mode == EXPECTED_QUEUE_CONSUMPTION_TIME
-        if m == 0:
-            eta = 0.0  # an empty queue drains in no time, whatever the rates (keda#8033)
-        elif d == 0:
-            eta = a
+        if self.mode == OLDEST_MESSAGE_AGE:
+            where = f"{self.connection.where} vhost {self.resource.vhost!r}"
+            age = oldest_age(measurement, self.operation, where)
+            evaluation = Evaluation(age, age > a)
         else:
-            eta = (p - d) / d + m / d
-        return Evaluation(eta, eta > a or (d == 0 and m > 0))
+            m, p, d = combine(measurement.items, self.operation, self._count_key())
+            evaluation = keda_rule(self.mode, a, m, p, d)
+        if (
+            self.params.active_while_in_flight
+            and not evaluation.active
+            and in_flight(measurement.items) > 0
+        ):
+            return Evaluation(evaluation.value, True)
+        return evaluation
 
-    def combine(self, items: Sequence[Mapping[str, float | str]]) -> tuple[float, float, float]:
-        """(messages, publish rate, deliver/get rate) over the matched queues, by ``operation``.
-
-        Counts are ``messages`` (ready + unacknowledged) unless ``excludeUnacknowledged`` or
-        AMQP (which sees ready messages only). ``avg`` divides counts as integers, as KEDA does;
-        no matched queue gives zeros, as in KEDA.
-        """
-        if not items:
-            return 0.0, 0.0, 0.0
-        count_key = (
-            "messages_ready"
-            if self.params.exclude_unacknowledged or self.connection.protocol == "amqp"
-            else "messages"
-        )
-        counts = [int(fact(item, count_key)) for item in items]
-        publish = [fact(item, "publish_rate") for item in items]
-        deliver = [fact(item, "deliver_get_rate") for item in items]
-        if self.params.operation == "max":
-            # KEDA's maximum starts from 0
-            return float(max(0, *counts)), max(0.0, *publish), max(0.0, *deliver)
-        n = len(items)
-        if self.params.operation == "avg":
-            return float(sum(counts) // n), sum(publish) / n, sum(deliver) / n
-        return float(sum(counts)), sum(publish), sum(deliver)
+    def _count_key(self) -> str:
+        # `messages` is ready + unacknowledged; AMQP sees ready messages only
+        if self.params.exclude_unacknowledged or self.connection.protocol == "amqp":
+            return "messages_ready"
+        return "messages"
 
 
 def _protocol(params: RabbitParams, reading: Reading) -> str | None:
@@ -222,6 +193,18 @@ def _amqp_limits(params: RabbitParams, reading: Reading, mode: str | None) -> No
             f"mode: {quote(mode or '')} needs message rates, which only the management "
             "API has: use an http:// or https:// host (protocol: http)"
         )
+    if mode == OLDEST_MESSAGE_AGE:
+        reading.problem(
+            f"mode: {quote(mode)} needs the timestamp of the message at the head of the queue, "
+            "which only the management API reports (head_message_timestamp): use an http:// "
+            "or https:// host (protocol: http)"
+        )
+    if params.active_while_in_flight:
+        reading.problem(
+            "activeWhileInFlight: true needs the count of unacknowledged messages, which only "
+            "the management API reports (AMQP sees ready messages only): use an http:// or "
+            "https:// host (protocol: http)"
+        )
     if params.use_regex:
         reading.problem("useRegex: true needs the management API (an http(s):// host)")
     if params.exclude_unacknowledged:
@@ -261,10 +244,17 @@ def build(params: RabbitParams, reading: Reading) -> RabbitTrigger | None:
     assert protocol is not None
     assert mode is not None
     assert value is not None
-    return _trigger(params, protocol, mode, value)
+    # KEDA's default `sum` stays for its modes; for ages, which KEDA has no mode for, a sum of
+    # the matched queues' ages means nothing, the oldest of them does
+    operation = params.operation
+    if mode == OLDEST_MESSAGE_AGE and not reading.given("operation"):
+        operation = "max"
+    return _trigger(params, protocol, mode, value, operation)
 
 
-def _trigger(params: RabbitParams, protocol: str, mode: str, value: float) -> RabbitTrigger:
+def _trigger(
+    params: RabbitParams, protocol: str, mode: str, value: float, operation: str
+) -> RabbitTrigger:
     uri = params.host
     assert uri is not None  # no problem recorded
     username, password = params.username, params.password
@@ -300,4 +290,5 @@ def _trigger(params: RabbitParams, protocol: str, mode: str, value: float) -> Ra
         params=params,
         mode=mode,
         value=value,
+        operation=operation,
     )
