@@ -12,10 +12,16 @@ from typing import Final
 from scaler.backends.base import AnyBackend
 from scaler.backends.kafka import KafkaBackend
 from scaler.backends.rabbitmq import RabbitMQBackend
-from scaler.backends.redis import RedisBackend
+from scaler.backends.redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
 
 #: every built-in backend, in the order the docs list them
-BACKENDS: Final[tuple[type[AnyBackend], ...]] = (RedisBackend, KafkaBackend, RabbitMQBackend)
+BACKENDS: Final[tuple[type[AnyBackend], ...]] = (
+    RedisBackend,
+    RedisClusterBackend,
+    RedisSentinelBackend,
+    KafkaBackend,
+    RabbitMQBackend,
+)
 
 
 def build_backends(

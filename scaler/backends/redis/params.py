@@ -1,8 +1,10 @@
-"""The declared parameters of ``backend: redis``: KEDA's ``redis`` trigger keys with KEDA's name,
-default and meaning, then this scaler's own (the ``OldestAge`` mode and work in flight).
+"""The declared parameters of the Redis list backends (``redis``, ``redis-cluster``,
+``redis-sentinel``): KEDA's keys with KEDA's names, defaults and meanings, then this scaler's own
+(the ``OldestAge`` mode and work in flight).
 
-The parser, the connection keys a profile supplies, the fuzz test and the docs table derive from
-:class:`RedisParams`; the cross-field rules are ``trigger.build``'s.
+Each backend's parameters are its connection keys (``connection``) plus :class:`ListParams`. The
+parser, the connection keys a profile supplies, the fuzz test and the docs tables derive from
+these classes; the cross-field rules are ``trigger.build``'s.
 """
 
 from __future__ import annotations
@@ -10,18 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from scaler.backends.redis.connection import DatabaseParams, EndpointParams, SentinelParams
 from scaler.metadata import param
-from scaler.values import (
-    boolean,
-    integer,
-    non_negative,
-    number,
-    positive,
-    resource_name,
-    tcp_port,
-)
+from scaler.values import boolean, integer, non_negative, number, positive, resource_name
 
 NAME: Final = "redis"
+CLUSTER_NAME: Final = "redis-cluster"
+SENTINEL_NAME: Final = "redis-sentinel"
 
 #: the length of the key, KEDA's only mode
 LIST_LENGTH_MODE: Final = "ListLength"
@@ -38,69 +35,11 @@ def _one_placeholder(pattern: str) -> str | None:
     return f"must contain {PLACEHOLDER} exactly once (where the element goes)"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedisParams:
-    """KEDA's ``redis`` trigger parameters, and the age and in-flight keys of this scaler."""
+@dataclass(frozen=True, kw_only=True)
+class ListParams:
+    """KEDA's list keys (``redis``, ``redis-cluster``, ``redis-sentinel``), and the age and
+    in-flight keys of this scaler."""
 
-    address: str | None = param(
-        "address",
-        aliases=("addresses",),
-        default=None,
-        connection=True,
-        endpoint="host:port",
-        shown_default="required unless `host`+`port`",
-        doc="`host:port` (`[::1]:6379` for IPv6); of a comma list, the first is used "
-        "(standalone Redis, as KEDA)",
-    )
-    host: str | None = param(
-        "host",
-        aliases=("hosts",),
-        default=None,
-        connection=True,
-        endpoint="host",
-        doc="alternative to `address`, with `port`",
-    )
-    port: int | None = param(
-        "port",
-        integer,
-        aliases=("ports",),
-        default=None,
-        check=tcp_port,
-        connection=True,
-        endpoint="port",
-        doc="alternative to `address`, with `host`",
-    )
-    username: str | None = param("username", default=None, connection=True, doc="ACL user")
-    password: str | None = param(
-        "password",
-        default=None,
-        secret=True,
-        connection=True,
-        doc="password",
-    )
-    database_index: int = param(
-        "databaseIndex", integer, default=0, check=non_negative, doc="database number, ≥ 0"
-    )
-    enable_tls: bool | None = param(
-        "enableTLS",
-        boolean,
-        default=None,
-        connection=True,
-        shown_default="`false`",
-        doc="TLS to Redis. **Caution**: KEDA reads this key too and then also uses TLS to reach "
-        "the scaler; use `tls` instead unless the scaler serves TLS",
-    )
-    tls: str | None = param(
-        "tls",
-        default=None,
-        choices=("enable", "disable"),
-        connection=True,
-        shown_default="`disable`",
-        doc="TLS to Redis only (KEDA's authParams name); cannot be combined with `enableTLS`",
-    )
-    unsafe_ssl: bool = param(
-        "unsafeSsl", boolean, default=False, connection=True, doc="skip certificate verification"
-    )
     list_name: str = param("listName", resource_name, doc="the key to measure")
     list_length: int = param(
         "listLength",
@@ -180,3 +119,18 @@ class RedisParams:
         doc="active also while the processing list is not empty, so KEDA does not scale to "
         "zero under a running job",
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisParams(ListParams, DatabaseParams, EndpointParams):
+    """``backend: redis``: KEDA's ``redis`` trigger (a standalone Redis)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisClusterParams(ListParams, DatabaseParams, EndpointParams):
+    """``backend: redis-cluster``: KEDA's ``redis-cluster`` trigger."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisSentinelParams(ListParams, SentinelParams, DatabaseParams, EndpointParams):
+    """``backend: redis-sentinel``: KEDA's ``redis-sentinel`` trigger."""

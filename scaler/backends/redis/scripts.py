@@ -3,8 +3,8 @@
 Every read is one script call (``EVALSHA``, ``EVAL`` the first time): a script runs atomically,
 so the length, the oldest element, its hash and the clock it reports are of one instant.
 
-* :data:`LENGTH` and :data:`LENGTHS`: KEDA's read, ``TYPE`` then the length command of that type,
-  for one key or for every key of a watcher batch; a plain-length trigger uses only these.
+* :data:`LENGTHS`: KEDA's read, ``TYPE`` then the length command of that type, for one key or
+  for every key of a watcher batch; a plain-length trigger uses only this.
 * :data:`READ`: the same for any number of resources, plus, where a resource asks for them, the
   oldest element (``LINDEX``), the hash it names (``TYPE``, ``HGET``) and the processing list's
   length; and Redis ``TIME`` once, the clock every age is measured against. The reply is
@@ -37,18 +37,9 @@ class Script:
         object.__setattr__(self, "sha", digest)
 
 
-# TYPE then the matching length command, atomically and in one round trip (KEDA's script,
-# returning the type too so that an unsupported type can be named in the error).
-LENGTH: Final = Script("""
-local t = redis.call('TYPE', KEYS[1])['ok']
-if t == 'list' or t == 'none' then return {t, redis.call('LLEN', KEYS[1])} end
-if t == 'set' then return {t, redis.call('SCARD', KEYS[1])} end
-if t == 'zset' then return {t, redis.call('ZCARD', KEYS[1])} end
-if t == 'hash' then return {t, redis.call('HLEN', KEYS[1])} end
-return {t, -1}
-""")
-# The same for every key it is given, in one command: a watcher batch costs Redis one call
-# however many lists are watched on the connection.
+# KEDA's script: TYPE then the matching length command, atomically and in one round trip (with
+# the type too, so that an unsupported type can be named in the error), for every key it is
+# given: a watcher batch costs Redis one call however many lists are watched on the connection.
 LENGTHS: Final = Script("""
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -71,7 +62,8 @@ READ_GROUP: Final = 7
 #: values per resource in :data:`READ`'s ARGV (see :func:`read_arguments`)
 _READ_ARGS: Final = 6
 # A hash key is built from the element, so it cannot be declared in KEYS: standalone Redis
-# allows that, and this backend speaks to standalone Redis only.
+# allows that; a Cluster node only when the hash is on that node (a hash tag shared with the
+# list), so the client reads such a list alone.
 READ: Final = Script("""
 local now = redis.call('TIME')
 local out = {now[1], now[2]}

@@ -1,10 +1,11 @@
-"""``backend: redis`` arithmetic: KEDA's ``redis`` (redis-lists) trigger, and the age of a list.
+"""Redis list arithmetic: KEDA's ``redis``, ``redis-cluster`` and ``redis-sentinel`` triggers, and
+the age of a list.
 
-The parameters are declared in :mod:`.params`; the cross-field rules (``address`` or ``host`` +
-``port``, ``enableTLS`` versus ``tls``, the keys of each mode, the processing list's options)
-are :func:`build`'s. What changes the read (the age spec, the processing list) is in the
-resource, :class:`RedisList`; thresholds stay in the trigger, so triggers that differ only in
-thresholds share one read.
+The parameters are declared in :mod:`.params`, the connection keys' rules are
+:mod:`.connection`'s; the rules between the other keys (those of each mode, the processing
+list's options) are :func:`build`'s. What changes the read (the age spec, the processing list)
+is in the resource, :class:`RedisList`; thresholds stay in the trigger, so triggers that differ
+only in thresholds share one read.
 
 ``ListLength`` is active iff the length is greater than ``activationListLength``; ``OldestAge``
 iff the age is greater than ``activationValue``; with ``activeWhileInFlight`` also while the
@@ -13,7 +14,7 @@ processing list is not empty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from scaler.backends.base import (
@@ -24,9 +25,14 @@ from scaler.backends.base import (
     Trigger,
     metric_name,
 )
-from scaler.backends.redis.params import NAME, OLDEST_AGE_MODE, RedisParams
+from scaler.backends.redis.connection import (
+    AnyConnection,
+    EndpointParams,
+    RedisConnection,
+    build_connection,
+)
+from scaler.backends.redis.params import NAME, OLDEST_AGE_MODE, ListParams
 from scaler.metadata import Reading
-from scaler.values import host_port, quote
 
 #: the keys that mean something only with ``mode: OldestAge``
 _AGE_KEYS: Final = ("value", "activationValue", "oldestEnd", "timestampField", "timestampHashKey")
@@ -34,24 +40,6 @@ _AGE_KEYS: Final = ("value", "activationValue", "oldestEnd", "timestampField", "
 _LENGTH_KEYS: Final = ("listLength", "activationListLength")
 
 __all__ = ["NAME", "AgeSpec", "RedisConnection", "RedisList", "RedisTrigger", "build"]
-
-
-@dataclass(frozen=True, slots=True)
-class RedisConnection:
-    """Identity of one Redis connection; the pool keeps one client per distinct value."""
-
-    host: str
-    port: int
-    database: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: bool = False
-    unsafe_ssl: bool = False
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +68,10 @@ class RedisList:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RedisTrigger(Trigger[RedisConnection, RedisList]):
-    """A parsed ``backend: redis`` trigger."""
+class RedisTrigger(Trigger[AnyConnection, RedisList]):
+    """A parsed trigger of the list backends: ``redis``, ``redis-cluster``, ``redis-sentinel``."""
 
-    params: RedisParams
+    params: ListParams
 
     @property
     def target(self) -> float:
@@ -100,7 +88,7 @@ class RedisTrigger(Trigger[RedisConnection, RedisList]):
         return metric_name("redis", self.resource.key)
 
     def resource_label(self) -> str:
-        return f"{self.connection.address}/{self.connection.database}/{self.resource.key}"
+        return f"{self.connection.label}/{self.resource.key}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
         if self.resource.age is not None:
@@ -125,35 +113,7 @@ def _fact(measurement: Measurement, name: str) -> float:
     return float(value)
 
 
-def _endpoint(params: RedisParams, reading: Reading) -> tuple[str, int] | None:
-    """(host, port) from ``address``, else from ``host`` + ``port``; None after a problem."""
-    found = reading.lookup("address", ("addresses",))
-    if found is not None:
-        return _first_address(reading, found[0], found[1])
-    if not reading.given("host", ("hosts",)) and not reading.given("port", ("ports",)):
-        reading.problem("missing required parameter address (or host and port)")
-        return None
-    if not reading.given("host", ("hosts",)):
-        reading.problem("missing required parameter host")
-    if not reading.given("port", ("ports",)):
-        reading.problem("missing required parameter port")
-    if params.host is None or params.port is None:
-        return None
-    first = params.host.split(",")[0].strip()
-    shown = f"[{first}]" if ":" in first and not first.startswith("[") else first
-    return _first_address(reading, "host", f"{shown}:{params.port}")
-
-
-def _first_address(reading: Reading, key: str, value: str) -> tuple[str, int] | None:
-    # a comma list is KEDA's `addresses` form; standalone Redis uses the first
-    first = value.split(",")[0].strip()
-    address = host_port(first)
-    if address is None:
-        reading.problem(f"{key}: {quote(first)} is not host:port")
-    return address
-
-
-def _age(params: RedisParams, reading: Reading) -> AgeSpec | None:
+def _age(params: ListParams, reading: Reading) -> AgeSpec | None:
     """The age spec of ``mode: OldestAge``; None for ``ListLength`` or after a problem."""
     mode = reading.lookup("mode")
     if mode is not None and mode[1] != params.mode:
@@ -185,7 +145,7 @@ def _age(params: RedisParams, reading: Reading) -> AgeSpec | None:
     return AgeSpec(params.oldest_end, params.timestamp_field, params.timestamp_hash_key)
 
 
-def _processing(params: RedisParams, reading: Reading) -> str | None:
+def _processing(params: ListParams, reading: Reading) -> str | None:
     """The processing list, when one is named; its options (when true) need it."""
     name = params.processing_list_name
     if not reading.given("processingListName"):
@@ -202,25 +162,12 @@ def _processing(params: RedisParams, reading: Reading) -> str | None:
     return name
 
 
-def build(params: RedisParams, reading: Reading) -> RedisTrigger | None:
+def build(topology: str, params: ListParams, reading: Reading) -> RedisTrigger | None:
     """The trigger, after KEDA's cross-field rules and the modes'; None when a problem prevents
     it."""
-    address = _endpoint(params, reading)
-    if params.enable_tls is not None and params.tls is not None:
-        reading.problem("enableTLS and tls cannot both be set")
+    assert isinstance(params, EndpointParams)
+    connection = build_connection(topology, params, reading)
     resource = RedisList(params.list_name, _age(params, reading), _processing(params, reading))
-    if address is None or reading.failed:
+    if connection is None or reading.failed:
         return None
-    return RedisTrigger(
-        connection=RedisConnection(
-            host=address[0],
-            port=address[1],
-            database=params.database_index,
-            username=params.username,
-            password=params.password,
-            tls=bool(params.enable_tls) or params.tls == "enable",
-            unsafe_ssl=params.unsafe_ssl,
-        ),
-        resource=resource,
-        params=params,
-    )
+    return RedisTrigger(connection=connection, resource=resource, params=params)
