@@ -3,8 +3,9 @@
 #   scripts/brokers.sh start [BROKER...]  install (if missing) and start each broker; idempotent
 #   scripts/brokers.sh stop  [BROKER...]  stop the project-owned brokers (never someone else's)
 #   scripts/brokers.sh env   [BROKER...]  print `export SCALER_TEST_*=...` lines for `eval`
-# Brokers: redis here; every scripts/brokers/<name>.sh adds one (kafka, rabbitmq): it defines
-# `<name>_start`, `<name>_stop` and `<name>_env` and appends <name> to BROKERS.
+# Brokers: redis here; every scripts/brokers/<name>.sh adds one (kafka, rabbitmq, redis-cluster,
+# redis-sentinel): it defines `<name>_start`, `<name>_stop` and `<name>_env` and appends <name>
+# to BROKERS.
 # State (data dir, pidfile, log) lives under .run/<broker>/ in the repository (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,10 +89,7 @@ port_open() {
 }
 
 redis_start() {
-    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-        apt_install redis-server
-        command -v redis-server >/dev/null || die "redis-server still not on PATH after install"
-    fi
+    redis_install
     if redis_ping; then
         if pid_alive "$REDIS_PIDFILE"; then
             say "redis: already running on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE"))"
@@ -154,6 +152,58 @@ redis_stop() {
 
 redis_env() {
     echo "export SCALER_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+}
+
+# redis_install: redis-server and redis-cli from Debian's packages, when missing.
+redis_install() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        apt_install redis-server
+        command -v redis-server >/dev/null || die "redis-server still not on PATH after install"
+    fi
+}
+
+# redis_node_start NAME DIR PORT [redis-server ARGS...]: one more project-owned redis-server
+# (of a Cluster or a Sentinel group) on 127.0.0.1:PORT, state under DIR (pidfile node.pid, log
+# node.log); waits for PING (a sentinel answers it too).
+redis_node_start() {
+    local name="$1" dir="$2" port="$3"
+    shift 3
+    if port_open "$port"; then
+        die "$name: 127.0.0.1:$port is taken (stop whatever listens there)"
+    fi
+    mkdir -p "$dir"
+    rm -f "$dir/node.pid"
+    : >"$dir/node.log"
+    redis-server "$@" --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir" \
+        --pidfile "$dir/node.pid" --logfile "$dir/node.log" </dev/null ||
+        {
+            tail -n 30 "$dir/node.log" >&2 2>/dev/null || true
+            die "$name: redis-server on port $port failed to start"
+        }
+    local deadline=$((SECONDS + 20))
+    until [[ "$(timeout 2 redis-cli -p "$port" ping 2>/dev/null)" == "PONG" ]]; do
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$dir/node.log" >&2 2>/dev/null || true
+            die "$name: no PONG on 127.0.0.1:$port after 20 s"
+        fi
+        sleep 0.1
+    done
+}
+
+# redis_node_stop DIR: stop the project-owned redis-server whose pidfile is DIR/node.pid.
+redis_node_stop() {
+    local pid
+    pid_alive "$1/node.pid" || {
+        rm -f "$1/node.pid"
+        return 0
+    }
+    pid="$(cat "$1/node.pid")"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 10; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || die "redis: pid $pid does not exit"
+    fi
+    rm -f "$1/node.pid"
 }
 
 # --- the other brokers, one file each -----------------------------------------------------------

@@ -36,8 +36,9 @@ class RedisClient(Client[RedisList]):
         self._runner: Runner = runner(connection, timeout)
 
     async def measure(self, resource: RedisList) -> Measurement:
-        [outcome] = await self._group([resource])
-        if isinstance(outcome, UnsupportedResource):
+        results, _ = await self.measure_many([resource])
+        outcome = results[resource]
+        if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 

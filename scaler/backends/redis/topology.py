@@ -48,6 +48,7 @@ from scaler.errors import (
     BackendPermissionDenied,
     BackendTimeout,
     BackendUnavailable,
+    UnsupportedResource,
 )
 
 #: connections one client opens to one Redis server at most; reads beyond wait for a free one
@@ -55,7 +56,19 @@ _MAX_CONNECTIONS: Final = 64
 #: seconds an idle connection beyond the first stays open after a burst
 _IDLE_CLOSE: Final = 5.0
 _SENTINEL_SHEBANG: Final = "#!lua\n"
-_CLUSTER_SHEBANG: Final = "#!lua flags=allow-cross-slot-keys\n"
+# Redis refuses a call whose declared KEYS span slots (CROSSSLOT) before the script runs, even
+# with allow-cross-slot-keys: so a Cluster call declares one key, which routes it, and passes
+# every key in ARGV (a count, the keys, then the script's own ARGV); these locals shadow the
+# globals, so the script's body is the same in every topology.
+_CLUSTER_SHEBANG: Final = (
+    "#!lua flags=allow-cross-slot-keys\n"
+    "local KEYS, ARGV = (function(argv)\n"
+    "  local n, keys, rest = tonumber(argv[1]), {}, {}\n"
+    "  for i = 1, n do keys[i] = argv[1 + i] end\n"
+    "  for i = n + 2, #argv do rest[#rest + 1] = argv[i] end\n"
+    "  return keys, rest\n"
+    "end)(ARGV)\n"
+)
 
 #: one value of a script's reply
 Reply = list[bytes | int | None]
@@ -284,20 +297,30 @@ class ClusterRunner(Runner):
         return "" if node is None else str(node.name)
 
     async def run(self, script: Script, keys: Sequence[str], argv: Sequence[str]) -> Reply:
+        # plan() loaded the slot map; the reads of one batch then run concurrently on it
         try:
-            await self._cluster.initialize()
             node = self._cluster.get_node_from_key(keys[0])
         except rexc.RedisError as err:
             raise self.translate(err) from None
         cluster_script = variant(script, _CLUSTER_SHEBANG)
+        routed = [keys[0]]
+        carried = [str(len(keys)), *keys, *argv]
         try:
-            return await self._evalsha(self._cluster, cluster_script, keys, argv, target_nodes=node)
+            return await self._evalsha(
+                self._cluster, cluster_script, routed, carried, target_nodes=node
+            )
         except BackendError as err:
-            if "MOVED" not in str(err) and "same key slot" not in str(err):
+            if "non local key" in str(err):
+                raise UnsupportedResource(
+                    f"{self.where}: the keys {', '.join(map(repr, keys))} (or a hash an element "
+                    "names) are on different masters; give them one hash tag, such as "
+                    "{queue}:wait and {queue}:active"
+                ) from None
+            if "MOVED" not in str(err) and "ASK" not in str(err):
                 raise
         # a slot moved (resharding): redis-py updated its slot map; route again, once
         node = self._cluster.get_node_from_key(keys[0])
-        return await self._evalsha(self._cluster, cluster_script, keys, argv, target_nodes=node)
+        return await self._evalsha(self._cluster, cluster_script, routed, carried, target_nodes=node)
 
     async def aclose(self) -> None:
         await self._cluster.aclose()
