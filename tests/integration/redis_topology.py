@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -57,12 +58,11 @@ def _all_ok() -> bool:
 
 
 def sentinel_master(sentinels: list[tuple[str, int]], name: str) -> tuple[str, int]:
-    """The master every reachable sentinel names (they agree, or this waits for them to)."""
+    """The master every sentinel names; AssertionError while they disagree."""
     answers = set()
     for host, port in sentinels:
-        address = redis.Redis(
-            host=host, port=port, socket_timeout=2
-        ).sentinel_get_master_addr_by_name(name)
+        sentinel = redis.Redis(host=host, port=port, socket_timeout=2)
+        address: Any = sentinel.sentinel_get_master_addr_by_name(name)
         answers.add(
             (address[0].decode() if isinstance(address[0], bytes) else address[0], int(address[1]))
         )
@@ -78,7 +78,7 @@ def sentinel_failover(
     says it is one and the old one follows it: (old, new)."""
     old = sentinel_master(sentinels, name)
     host, port = sentinels[0]
-    redis.Redis(host=host, port=port, socket_timeout=2).execute_command(
+    redis.Redis(host=host, port=port, socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
         "SENTINEL", "FAILOVER", name
     )
     deadline = time.monotonic() + timeout
@@ -86,10 +86,10 @@ def sentinel_failover(
         try:
             new = sentinel_master(sentinels, name)
             if new != old:
-                role = redis.Redis(host=new[0], port=new[1], socket_timeout=2).execute_command(
+                role = redis.Redis(host=new[0], port=new[1], socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
                     "ROLE"
                 )
-                demoted = redis.Redis(host=old[0], port=old[1], socket_timeout=2).execute_command(
+                demoted = redis.Redis(host=old[0], port=old[1], socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
                     "ROLE"
                 )
                 if role[0] == b"master" and demoted[0] == b"slave":

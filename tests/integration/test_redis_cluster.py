@@ -56,8 +56,14 @@ def metadata(seeds: str, key: str, **extra: str) -> dict[str, str]:
     return {"backend": "redis-cluster", "addresses": seeds, "listName": key, **extra}
 
 
+def _owner(cluster: RedisCluster, key: str) -> ClusterNode:
+    node = cluster.get_node_from_key(key)
+    assert node is not None, f"no master serves the slot of {key}"
+    return node
+
+
 def _master_of(cluster: RedisCluster, key: str) -> str:
-    return str(cluster.get_node_from_key(key).name)
+    return str(_owner(cluster, key).name)
 
 
 async def _script_calls(cluster: RedisCluster) -> dict[str, int]:
@@ -162,7 +168,7 @@ async def test_a_moved_slot_is_followed(cluster: RedisCluster, cluster_seeds: st
     backend = RedisClusterBackend(timeout=2.0)
     client = backend.connect(backend.parse(metadata(cluster_seeds, key)).connection)
     slot = cluster.keyslot(key)
-    source = cluster.get_node_from_key(key)
+    source = _owner(cluster, key)
     target = next(n for n in cluster.get_primaries() if n.name != source.name)
     try:
         assert (await client.measure(RedisList(key))).value == 7  # the client's map: source

@@ -320,7 +320,9 @@ class ClusterRunner(Runner):
                 raise
         # a slot moved (resharding): redis-py updated its slot map; route again, once
         node = self._cluster.get_node_from_key(keys[0])
-        return await self._evalsha(self._cluster, cluster_script, routed, carried, target_nodes=node)
+        return await self._evalsha(
+            self._cluster, cluster_script, routed, carried, target_nodes=node
+        )
 
     async def aclose(self) -> None:
         await self._cluster.aclose()
