@@ -52,7 +52,10 @@ async def settle(running) -> None:
 @pytest.mark.timeout(300)
 async def test_ten_thousand_streams_opened_and_cancelled_return_to_baseline(serve) -> None:
     running = await serve(watch_interval=0.05)
-    await churn(running, 1_000)  # warm-up: grpc and allocator pools reach their working size
+    # warm-up as large as the measured round: grpc and the allocator reach their working size
+    # (after the rest of the suite, a 1,000-stream warm-up left 24-39 MiB of arena growth that
+    # a second round does not repeat: not a leak, and it hid one)
+    await churn(running, 10_000)
     await settle(running)
     tasks_before, rss_before = len(asyncio.all_tasks()), rss_kib()
     await churn(running, 10_000)
