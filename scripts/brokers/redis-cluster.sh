@@ -53,6 +53,9 @@ cluster-config-file $REDIS_CLUSTER_DIR/$port/nodes.conf
 cluster-node-timeout 2000
 # the other masters keep serving while one is down (Redis's default refuses every key then)
 cluster-require-full-coverage no
+# a replica may always take over, however long ago it last heard its master (a node restarted
+# by a test would otherwise wait out the validity window)
+cluster-replica-validity-factor 0
 save ""
 appendonly no
 CONF

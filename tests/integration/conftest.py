@@ -188,3 +188,4 @@ def black_hole() -> Iterator[str]:
 # Fixtures of the other brokers live in their own modules; importing them here registers them.
 from tests.integration.kafka_fixtures import *  # noqa: E402, F403
 from tests.integration.rabbitmq_fixtures import *  # noqa: E402, F403
+from tests.integration.redis_topology_fixtures import *  # noqa: E402, F403

@@ -7,6 +7,7 @@ here touches a process it did not find there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,30 +73,37 @@ def sentinel_master(sentinels: list[tuple[str, int]], name: str) -> tuple[str, i
 
 
 def sentinel_failover(
-    sentinels: list[tuple[str, int]], name: str, timeout: float = 30
+    sentinels: list[tuple[str, int]], name: str, timeout: float = 45
 ) -> tuple[tuple[str, int], tuple[str, int]]:
     """``SENTINEL FAILOVER`` and wait until every sentinel names the new master, the new master
-    says it is one and the old one follows it: (old, new)."""
+    says it is one and the old one follows it: (old, new).
+
+    A sentinel refuses or drops a failover asked for too soon after the last one (twice
+    ``failover-timeout``) or while the replica is still syncing, so the request is repeated.
+    """
     old = sentinel_master(sentinels, name)
     host, port = sentinels[0]
-    redis.Redis(host=host, port=port, socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
-        "SENTINEL", "FAILOVER", name
-    )
+    sentinel = redis.Redis(host=host, port=port, socket_timeout=2)
     deadline = time.monotonic() + timeout
+    asked, new = 0.0, old
     while True:
-        try:
+        # ask again only while the sentinels still name the old master: asking after the switch
+        # would fail back over
+        if new == old and time.monotonic() - asked > 10:
+            with contextlib.suppress(redis.ResponseError):  # INPROG, NOGOODSLAVE: ask later
+                sentinel.execute_command("SENTINEL", "FAILOVER", name)  # type: ignore[no-untyped-call]
+            asked = time.monotonic()
+        with contextlib.suppress(redis.RedisError, AssertionError):
             new = sentinel_master(sentinels, name)
-            if new != old:
-                role = redis.Redis(host=new[0], port=new[1], socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
-                    "ROLE"
-                )
-                demoted = redis.Redis(host=old[0], port=old[1], socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
-                    "ROLE"
-                )
-                if role[0] == b"master" and demoted[0] == b"slave":
-                    return old, new
-        except (redis.RedisError, AssertionError):
-            pass
+            if new != old and _role(new) == b"master" and _role(old) == b"slave":
+                return old, new
         if time.monotonic() > deadline:
             raise AssertionError(f"no failover of {name} within {timeout} s")
         time.sleep(0.1)
+
+
+def _role(address: tuple[str, int]) -> bytes:
+    reply = redis.Redis(host=address[0], port=address[1], socket_timeout=2).execute_command(  # type: ignore[no-untyped-call]
+        "ROLE"
+    )
+    return bytes(reply[0])

@@ -5,9 +5,6 @@ per master for a batch, a master down failing its own keys only, a moved slot fo
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -16,40 +13,9 @@ from scaler.backends.redis import RedisClusterBackend, RedisList
 from scaler.errors import BackendUnavailable, UnsupportedResource
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.conftest import unavailable
 from tests.integration.redis_topology import cluster_kill_master, cluster_restart_node
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def cluster_seeds() -> str:
-    nodes = os.environ.get("SCALER_TEST_REDIS_CLUSTER_NODES")
-    if not nodes:
-        unavailable("SCALER_TEST_REDIS_CLUSTER_NODES is not set (scripts/brokers.sh env)")
-    return nodes
-
-
-@pytest.fixture
-async def cluster(cluster_seeds: str) -> AsyncIterator[RedisCluster]:
-    host, _, port = cluster_seeds.split(",")[0].rpartition(":")
-    client = RedisCluster(startup_nodes=[ClusterNode(host, int(port))])
-    await client.initialize()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def keys(cluster: RedisCluster) -> AsyncIterator[Callable[[str], str]]:
-    made: list[str] = []
-
-    def make(prefix: str = "kqs-cluster") -> str:
-        made.append(f"{prefix}-{uuid.uuid4().hex[:10]}")
-        return made[-1]
-
-    yield make
-    for key in made:
-        await cluster.delete(key)
 
 
 def metadata(seeds: str, key: str, **extra: str) -> dict[str, str]:
@@ -78,11 +44,11 @@ async def _script_calls(cluster: RedisCluster) -> dict[str, int]:
 
 
 async def test_each_type_equals_the_clusters_own_count_over_every_master(
-    serve, cluster: RedisCluster, cluster_seeds: str, keys
+    serve, cluster: RedisCluster, cluster_seeds: str, cluster_keys
 ) -> None:
     made = []
     for i in range(12):
-        key = keys(f"kqs-Cluster_{i}.jobs")
+        key = cluster_keys(f"kqs-Cluster_{i}.jobs")
         kind = ("list", "set", "zset", "hash")[i % 4]
         values = [f"v{j}" for j in range(i + 1)]
         if kind == "list":
@@ -109,9 +75,9 @@ async def test_each_type_equals_the_clusters_own_count_over_every_master(
 
 
 async def test_a_batch_costs_one_script_call_per_master(
-    cluster: RedisCluster, cluster_seeds: str, keys
+    cluster: RedisCluster, cluster_seeds: str, cluster_keys
 ) -> None:
-    lists = [keys() for _ in range(60)]
+    lists = [cluster_keys() for _ in range(60)]
     for i, key in enumerate(lists):
         await cluster.rpush(key, *range(i + 1))
     backend = RedisClusterBackend(timeout=2.0)
@@ -133,12 +99,12 @@ async def test_a_batch_costs_one_script_call_per_master(
 
 
 async def test_keys_of_two_masters_in_one_read_are_refused_with_the_fix(
-    cluster: RedisCluster, cluster_seeds: str, keys
+    cluster: RedisCluster, cluster_seeds: str, cluster_keys
 ) -> None:
-    first = keys()
+    first = cluster_keys()
     other = next(
         k
-        for k in (keys() for _ in range(50))
+        for k in (cluster_keys() for _ in range(50))
         if _master_of(cluster, k) != _master_of(cluster, first)
     )
     tagged = f"{{{first}}}:active"
@@ -162,8 +128,10 @@ async def test_keys_of_two_masters_in_one_read_are_refused_with_the_fix(
     assert not isinstance(results[RedisList(other)], BaseException)  # not disturbed
 
 
-async def test_a_moved_slot_is_followed(cluster: RedisCluster, cluster_seeds: str, keys) -> None:
-    key = keys()
+async def test_a_moved_slot_is_followed(
+    cluster: RedisCluster, cluster_seeds: str, cluster_keys
+) -> None:
+    key = cluster_keys()
     await cluster.rpush(key, *range(7))
     backend = RedisClusterBackend(timeout=2.0)
     client = backend.connect(backend.parse(metadata(cluster_seeds, key)).connection)
@@ -218,11 +186,15 @@ async def _move_slot(
 
 
 async def test_a_master_down_fails_its_own_keys_only(
-    serve, cluster: RedisCluster, cluster_seeds: str, keys
+    serve, cluster: RedisCluster, cluster_seeds: str, cluster_keys
 ) -> None:
-    lists = [keys() for _ in range(30)]
+    lists = [cluster_keys() for _ in range(30)]
     for i, key in enumerate(lists):
         await cluster.rpush(key, *range(i + 1))
+    for master in cluster.get_primaries():
+        # replication is asynchronous: the replica that takes over must have the lists already,
+        # or Redis itself would have lost them
+        await cluster.execute_command("WAIT", 1, 5000, target_nodes=master)
     expected = {key: i + 1 for i, key in enumerate(lists)}
     owner = {key: _master_of(cluster, key) for key in lists}
     victim = owner[lists[0]]
