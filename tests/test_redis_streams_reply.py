@@ -209,6 +209,7 @@ def test_an_id_that_is_no_time_fails_the_ages_only(entry: str, which: str) -> No
     [outcome] = read(WHERE, [AGES], reply(values))
     assert isinstance(outcome, UnsupportedResource)
     assert re.search(rf"has the id '{entry}', which is no time", str(outcome)), str(outcome)
+    assert "stream 's', group 'g': the " in str(outcome)
     assert "XADD with *" in str(outcome)
     # a count has no use for the id's time: the age is left out, the count stands
     m = measured(PENDING, values)
@@ -217,6 +218,15 @@ def test_an_id_that_is_no_time_fails_the_ages_only(entry: str, which: str) -> No
         "oldest_undelivered_age_seconds" if which == "undelivered" else "oldest_pending_age_seconds"
     )
     assert age not in m.facts
+
+
+def test_both_ids_that_are_no_time_are_named_at_once() -> None:
+    [outcome] = read(WHERE, [AGES], reply(group(undelivered="2-1", oldest_pending="1-1")))
+    assert isinstance(outcome, UnsupportedResource)
+    assert (
+        "the first undelivered entry has the id '2-1' and the oldest pending entry has the id "
+        "'1-1', which is no time"
+    ) in str(outcome)
 
 
 def test_one_resources_failure_leaves_the_others_alone() -> None:

@@ -103,24 +103,25 @@ def _measure(where: str, resource: RedisStream, now: float, values: Sequence[Val
             "an age mode until the group has read past them"
         )
     facts.update(_lag(length, lag, read, counted, added))
+    no_time = []
     for fact, entry, what in (
         (UNDELIVERED_AGE, undelivered, "the first undelivered entry"),
         (PENDING_AGE, oldest_pending, "the oldest pending entry"),
     ):
-        age = _age(now, entry)
-        id_fact = fact.replace("_age_seconds", "_id")
         if entry is not None:
-            facts[id_fact] = _text(entry)
+            facts[fact.replace("_age_seconds", "_id")] = _text(entry)
+        age = _age(now, entry)
         if age is None:
-            if resource.read == AGES_READ:
-                raise UnsupportedResource(
-                    f"{where}: stream {stream!r}: {what} of group {group!r} has the id "
-                    f"{quote(_text(entry))}, which is no time (its milliseconds are before 2000 "
-                    "or more than a day ahead of Redis's clock): ages need ids that Redis "
-                    "generates (XADD with *)"
-                )
-            continue
-        facts[fact] = age
+            no_time.append(f"{what} has the id {quote(_text(entry))}")
+        else:
+            facts[fact] = age
+    if no_time and resource.read == AGES_READ:
+        # both ages come from one read, so the message names every id that has no time
+        raise UnsupportedResource(
+            f"{where}: stream {stream!r}, group {group!r}: {' and '.join(no_time)}, which is no "
+            "time (its milliseconds are before 2000 or more than a day ahead of Redis's clock): "
+            "ages need ids that Redis generates (XADD with *)"
+        )
     if UNDELIVERED_AGE in facts:
         facts[OLDEST_AGE] = facts[UNDELIVERED_AGE]
     return Measurement(float(length), facts)
