@@ -18,9 +18,10 @@ from scaler.backends.redis.stream_trigger import LAG_READ, RedisStream
 
 #: entries per ``XRANGE`` when the script counts undelivered entries itself
 COUNT_CHUNK: Final = 1000
-#: entries one count reads at most: Redis serves nothing else while a script runs, and reading
-#: an entry costs about a microsecond, so a count blocks Redis for 0.1 s at most
-COUNT_LIMIT: Final = 100_000
+#: entries one count reads at most: Redis serves nothing else while a script runs, reading an
+#: entry costs it about a microsecond, and a watcher may read every 25 ms, so a count that
+#: blocks Redis for more than about 10 ms is refused rather than repeated
+COUNT_LIMIT: Final = 10_000
 #: the count of a reply when the script did not count, and when it gave up at the limit
 NOT_COUNTED: Final = -1
 TOO_MANY: Final = -2
@@ -64,7 +65,7 @@ local function count_after(key, last, xlen)
     if #behind < chunk then return math.max(0, xlen - n_upto) end
     upto = '(' .. behind[#behind][1]
   end
-  return -2
+  return -2 -- TOO_MANY
 end
 
 for i, key in ipairs(KEYS) do
