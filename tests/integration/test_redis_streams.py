@@ -25,6 +25,7 @@ from scaler.errors import TargetNotFound, UnsupportedResource
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
 from tests.integration.conftest import metadata_for
+from tests.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 
@@ -456,3 +457,39 @@ async def test_a_batch_of_50_streams_is_one_script_call_and_each_outcome_its_own
     assert isinstance(missing_group, TargetNotFound)
     assert isinstance(a_list, UnsupportedResource)
     assert "is a list, not a stream" in str(a_list)
+
+
+async def test_stream_is_active_pushes_on_undelivered_entries_and_skips_a_missing_stream(
+    serve, redis_client, unique_key, streams
+) -> None:
+    key, missing = unique_key("push"), unique_key("push-missing")
+    await redis_client.xgroup_create(key, GROUP, "$", mkstream=True)
+    lag = streams(key, consumerGroup=GROUP, lagCount="5")
+    pending_missing = streams(missing, consumerGroup=GROUP)  # NOT_FOUND, in the same batch
+    running = await serve()
+    broken = StreamReader(running.stub.StreamIsActive(ref(pending_missing)))
+    stream = StreamReader(running.stub.StreamIsActive(ref(lag)))
+    assert await stream.next() is False  # the initial state at once: nothing undelivered
+    await redis_client.xadd(key, {"job": "1"})
+    assert await stream.next() is True  # lag 1 > activationLagCount 0
+    assert await broken.nothing_for(0.1)  # a read that fails stays silent
+    stream.cancel()
+    broken.cancel()
+
+
+async def test_bad_stream_metadata_is_one_invalid_argument_naming_every_key(serve) -> None:
+    running = await serve()
+    metadata = {
+        "backend": "redis-streams",
+        "address": "localhost",
+        "consumerGroup": GROUP,
+        "lagCount": "0",
+        "activationLagCount": "-1",
+        "mode": "OldestPendingAge",
+        "password": "pw-stream-never-shown",
+    }
+    code, details = await status(running.stub.GetMetricSpec(ref(metadata)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    for key in ("address", "stream", "lagCount", "activationLagCount", "value"):
+        assert key in details
+    assert "pw-stream-never-shown" not in details
