@@ -8,8 +8,10 @@ trigger picks its measure from them (``stream_trigger``):
   seconds); with a group, ``group_exists`` (0/1);
 * with an existing group: ``pending`` (the ``XPENDING`` summary's count, also
   :data:`~scaler.backends.base.IN_FLIGHT`), ``last_delivered_id``, ``lag`` and ``lag_source``:
-  ``xinfo`` when ``XINFO GROUPS`` gave a lag no larger than ``XLEN``, else ``counted`` (the
-  entries after the last-delivered id, bounded by ``XLEN``) with ``lag_counted_because``
+  ``xinfo`` when ``XINFO GROUPS`` gave a lag no larger than ``XLEN``, else, for a lag read
+  only (the others leave such a lag out), ``counted`` (the entries after the last-delivered id,
+  bounded by ``XLEN``; a count beyond ``COUNT_LIMIT`` is
+  :class:`~scaler.errors.UnsupportedResource`) with ``lag_counted_because``
   (``null``: Redis could not say, or is older than 7.0; ``larger_than_xlen``); ``xinfo_lag`` and
   ``entries_read`` when Redis gave them; when counted with entries-read known,
   ``entries_added`` and ``deleted_undelivered`` (entries added after the group's position but
