@@ -12,13 +12,23 @@ from typing import Final
 from scaler.backends.base import AnyBackend
 from scaler.backends.kafka import KafkaBackend
 from scaler.backends.rabbitmq import RabbitMQBackend
-from scaler.backends.redis import RedisBackend, RedisClusterBackend, RedisSentinelBackend
+from scaler.backends.redis import (
+    RedisBackend,
+    RedisClusterBackend,
+    RedisClusterStreamsBackend,
+    RedisSentinelBackend,
+    RedisSentinelStreamsBackend,
+    RedisStreamsBackend,
+)
 
 #: every built-in backend, in the order the docs list them
 BACKENDS: Final[tuple[type[AnyBackend], ...]] = (
     RedisBackend,
     RedisClusterBackend,
     RedisSentinelBackend,
+    RedisStreamsBackend,
+    RedisClusterStreamsBackend,
+    RedisSentinelStreamsBackend,
     KafkaBackend,
     RabbitMQBackend,
 )

@@ -15,16 +15,16 @@ This package is the only importer of redis-py.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from scaler.backends.base import Batch, Client, Measurement
 from scaler.backends.redis import reply as replies
 from scaler.backends.redis.connection import AnyConnection
+from scaler.backends.redis.reads import read_batch
 from scaler.backends.redis.scripts import LENGTHS, READ, plain, read_arguments
 from scaler.backends.redis.topology import Runner, runner
 from scaler.backends.redis.trigger import RedisList
-from scaler.errors import BackendUnavailable, UnsupportedResource
+from scaler.errors import UnsupportedResource
 
 Outcome = Measurement | UnsupportedResource
 
@@ -49,26 +49,7 @@ class RedisClient(Client[RedisList]):
         keys = [_keys(resource) for resource in resources]
         # a hash named by an element is a key the script cannot declare
         alone = [bool(resource.age and resource.age.hash_key) for resource in resources]
-        plan = await self._runner.plan(keys, alone)
-        outcomes = await asyncio.gather(
-            *(self._group([resources[i] for i in group]) for group in plan),
-            return_exceptions=True,
-        )
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        # a cancel, or no server answered (the connection itself failed): the batch's error
-        for error in failed:
-            if not isinstance(error, Exception):
-                raise error
-        if failed and len(failed) == len(plan) and isinstance(failed[0], BackendUnavailable):
-            raise failed[0]
-        results: dict[RedisList, Measurement | BaseException] = {}
-        for group, outcome in zip(plan, outcomes, strict=True):
-            for position, index in enumerate(group):
-                if isinstance(outcome, BaseException):
-                    results[resources[index]] = outcome
-                else:
-                    results[resources[index]] = outcome[position]
-        return results, len(plan)
+        return await read_batch(self._runner, resources, keys, alone, self._group)
 
     async def _group(self, resources: Sequence[RedisList]) -> Sequence[Outcome]:
         """One script call for resources that one server holds: KEDA's lengths script when they
