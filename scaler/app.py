@@ -100,7 +100,10 @@ def build_engine(
     profiles = None
     if settings.profiles:
         profiles = load_profiles(
-            settings.profiles, _connection_keys(backends), settings.require_profiles
+            settings.profiles,
+            connection_keys_of(backends),
+            settings.require_profiles,
+            families_of(backends),
         )
     cache: Coalescer[ReadKey, Measurement] = Coalescer(
         settings.cache_ttl,
@@ -134,8 +137,14 @@ def watch_interval(settings: Settings, backend: AnyBackend) -> float:
     return settings.watch_interval
 
 
-def _connection_keys(backends: Mapping[str, AnyBackend]) -> dict[str, frozenset[str]]:
+def connection_keys_of(backends: Mapping[str, AnyBackend]) -> dict[str, frozenset[str]]:
+    """Each backend's connection keys, which a profile of that backend may set."""
     return {name: backend.connection_keys() for name, backend in backends.items()}
+
+
+def families_of(backends: Mapping[str, AnyBackend]) -> dict[str, str]:
+    """Each backend's connection family: a profile serves every backend of its family."""
+    return {name: backend.family() for name, backend in backends.items()}
 
 
 class _TlsFiles:
@@ -331,13 +340,16 @@ class ScalerApp:
                 loop.remove_signal_handler(sig)
 
     async def _reload_profiles(self, profiles_file: ProfileFile) -> None:
-        keys = _connection_keys(self.engine.backends)
+        backends = self.engine.backends
+        keys, families = connection_keys_of(backends), families_of(backends)
         while True:
             await asyncio.sleep(_PROFILES_EVERY)
             if not profiles_file.changed():
                 continue
             try:
-                profiles = load_profiles(profiles_file.path, keys, self.settings.require_profiles)
+                profiles = load_profiles(
+                    profiles_file.path, keys, self.settings.require_profiles, families
+                )
             except SettingsError as err:  # keep serving with the profiles that worked
                 log.error("connection profiles not reloaded: %s", err)
                 continue

@@ -67,6 +67,8 @@ class Profiles:
     :param profiles: by name
     :param connection_keys: each backend's connection keys
     :param required: refuse metadata that does not name a profile
+    :param families: each backend's connection family (``Backend.family``): a profile serves
+        every backend of its own backend's family; a backend not named is its own family
     """
 
     def __init__(
@@ -74,9 +76,11 @@ class Profiles:
         profiles: Mapping[str, Profile],
         connection_keys: Mapping[str, frozenset[str]],
         required: bool = False,
+        families: Mapping[str, str] | None = None,
     ) -> None:
         self._profiles = dict(profiles)
         self._connection_keys = connection_keys
+        self._families = dict(families or {})
         self.required = required
 
     def __len__(self) -> int:
@@ -109,7 +113,7 @@ class Profiles:
                 [f"{CONNECTION_KEY}: {quote(name)} is not a profile (known: {known})"]
             )
         backend = metadata.get(BACKEND_KEY, "").strip() or profile.backend
-        if backend != profile.backend:
+        if self._family(backend) != self._family(profile.backend):
             raise MetadataError(
                 [f"{BACKEND_KEY}: {quote(backend)} but connection {name!r} is a {profile.backend}"]
             )
@@ -127,11 +131,20 @@ class Profiles:
         merged[BACKEND_KEY] = backend
         return merged
 
+    def _family(self, backend: str) -> str:
+        return self._families.get(backend, backend)
 
-def load(path: str, connection_keys: Mapping[str, frozenset[str]], required: bool) -> Profiles:
+
+def load(
+    path: str,
+    connection_keys: Mapping[str, frozenset[str]],
+    required: bool,
+    families: Mapping[str, str] | None = None,
+) -> Profiles:
     """Read a profiles file; every problem in one SettingsError that quotes no value.
 
     :param connection_keys: each backend's connection keys (the backend registry decides)
+    :param families: each backend's connection family (see :class:`Profiles`)
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -154,7 +167,7 @@ def load(path: str, connection_keys: Mapping[str, frozenset[str]], required: boo
             profiles[profile.name] = profile
     if problems:
         raise SettingsError(f"profiles {path}: " + "; ".join(problems))
-    return Profiles(profiles, connection_keys, required)
+    return Profiles(profiles, connection_keys, required, families)
 
 
 def _profile(

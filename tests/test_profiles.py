@@ -143,3 +143,25 @@ async def test_served_with_profiles_and_reloaded_on_change(
     ).result is True
     assert "connection profiles not reloaded" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_a_profile_serves_every_backend_of_its_connection_family(tmp_path) -> None:
+    """One profile for a Redis Cluster serves its list and its stream triggers; a standalone
+    profile serves neither a Cluster nor a Sentinel trigger (same keys, another topology)."""
+    from scaler.app import connection_keys_of, families_of
+    from scaler.backends import build_backends
+
+    backends = build_backends(1.0)
+    path = tmp_path / "profiles.yaml"
+    path.write_text(
+        "connections:\n"
+        "  cluster:\n    backend: redis-cluster\n    addresses: a:1,b:2\n"
+        "  single:\n    backend: redis\n    address: r:6379\n"
+    )
+    profiles = load(str(path), connection_keys_of(backends), False, families_of(backends))
+    streams = profiles.resolve({"connection": "cluster", "backend": "redis-cluster-streams"})
+    assert (streams["backend"], streams["addresses"]) == ("redis-cluster-streams", "a:1,b:2")
+    assert profiles.resolve({"connection": "single", "backend": "redis-streams"})["address"]
+    for backend in ("redis-cluster", "redis-sentinel-streams"):
+        with pytest.raises(MetadataError, match="connection 'single' is a redis"):
+            profiles.resolve({"connection": "single", "backend": backend})

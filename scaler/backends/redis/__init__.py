@@ -74,6 +74,7 @@ class RedisBackend(_RedisLists):
     name = NAME
     params = RedisParams
     topology = STANDALONE
+    connection_family = NAME  # a profile serves lists and streams alike
 
 
 class RedisClusterBackend(_RedisLists):
@@ -82,6 +83,7 @@ class RedisClusterBackend(_RedisLists):
     name = CLUSTER_NAME
     params = RedisClusterParams
     topology = CLUSTER
+    connection_family = CLUSTER_NAME  # a profile serves lists and streams alike
 
 
 class RedisSentinelBackend(_RedisLists):
@@ -90,6 +92,7 @@ class RedisSentinelBackend(_RedisLists):
     name = SENTINEL_NAME
     params = RedisSentinelParams
     topology = SENTINEL
+    connection_family = SENTINEL_NAME  # a profile serves lists and streams alike
 
 
 class _RedisStreams(Backend[StreamParams, AnyConnection, RedisStream]):
@@ -112,6 +115,7 @@ class RedisStreamsBackend(_RedisStreams):
     name = STREAMS_NAME
     params = RedisStreamsParams
     topology = STANDALONE
+    connection_family = NAME  # a profile serves lists and streams alike
 
 
 class RedisClusterStreamsBackend(_RedisStreams):
@@ -120,6 +124,7 @@ class RedisClusterStreamsBackend(_RedisStreams):
     name = CLUSTER_STREAMS_NAME
     params = RedisClusterStreamsParams
     topology = CLUSTER
+    connection_family = CLUSTER_NAME  # a profile serves lists and streams alike
 
 
 class RedisSentinelStreamsBackend(_RedisStreams):
@@ -128,6 +133,7 @@ class RedisSentinelStreamsBackend(_RedisStreams):
     name = SENTINEL_STREAMS_NAME
     params = RedisSentinelStreamsParams
     topology = SENTINEL
+    connection_family = SENTINEL_NAME  # a profile serves lists and streams alike
 
 
 __all__ = [
