@@ -171,7 +171,13 @@ class Runner(ABC):
             return BackendTimeout(message)
         if isinstance(err, rexc.ConnectionError | rexc.BusyLoadingError | rexc.ReadOnlyError):
             return BackendUnavailable(message)
-        if isinstance(err, rexc.ClusterDownError | rexc.TryAgainError | rexc.MasterDownError):
+        if isinstance(
+            err,
+            rexc.ClusterDownError
+            | rexc.TryAgainError
+            | rexc.MasterDownError
+            | rexc.SlotNotCoveredError,
+        ):
             return BackendUnavailable(message)
         if isinstance(err, rexc.ResponseError) and detail.startswith(("NOAUTH", "WRONGPASS")):
             return BackendAuthError(message)
@@ -289,6 +295,16 @@ class ClusterRunner(Runner):
                 groups.setdefault(nodes.pop(), []).append(index)
         return [*groups.values(), *apart]
 
+    def _owner(self, key: str) -> ClusterNode:
+        """The master that owns the key's slot; UNAVAILABLE when none serves it now."""
+        try:
+            node = self._cluster.get_node_from_key(key)
+        except rexc.RedisError as err:
+            raise self.translate(err) from None
+        if node is None:
+            raise BackendUnavailable(f"{self.where}: no master serves the slot of {key!r}")
+        return node
+
     def _node_name(self, key: str) -> str:
         try:
             node = self._cluster.get_node_from_key(key)
@@ -298,10 +314,7 @@ class ClusterRunner(Runner):
 
     async def run(self, script: Script, keys: Sequence[str], argv: Sequence[str]) -> Reply:
         # plan() loaded the slot map; the reads of one batch then run concurrently on it
-        try:
-            node = self._cluster.get_node_from_key(keys[0])
-        except rexc.RedisError as err:
-            raise self.translate(err) from None
+        node = self._owner(keys[0])
         cluster_script = variant(script, _CLUSTER_SHEBANG)
         routed = [keys[0]]
         carried = [str(len(keys)), *keys, *argv]
@@ -319,7 +332,7 @@ class ClusterRunner(Runner):
             if "MOVED" not in str(err) and "ASK" not in str(err):
                 raise
         # a slot moved (resharding): redis-py updated its slot map; route again, once
-        node = self._cluster.get_node_from_key(keys[0])
+        node = self._owner(keys[0])
         return await self._evalsha(
             self._cluster, cluster_script, routed, carried, target_nodes=node
         )
