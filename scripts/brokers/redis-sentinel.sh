@@ -49,11 +49,13 @@ redis-sentinel_start() {
     rm -rf "$REDIS_SENTINEL_DIR"
     say "redis-sentinel: starting a master, a replica and 3 sentinels on 127.0.0.1:$REDIS_SENTINEL_PORT+ (state in ${REDIS_SENTINEL_DIR#"$ROOT/"}/)"
     local port
+    # repl-diskless-sync-delay 0: after a failover the demoted master resyncs at once, not after
+    # Redis's default 5 s wait for more replicas
     redis_node_start redis-sentinel "$REDIS_SENTINEL_DIR/$REDIS_SENTINEL_PORT" \
-        "$REDIS_SENTINEL_PORT" --save "" --appendonly no
+        "$REDIS_SENTINEL_PORT" --save "" --appendonly no --repl-diskless-sync-delay 0
     port=$((REDIS_SENTINEL_PORT + 1))
     redis_node_start redis-sentinel "$REDIS_SENTINEL_DIR/$port" "$port" --save "" \
-        --appendonly no --replicaof 127.0.0.1 "$REDIS_SENTINEL_PORT"
+        --appendonly no --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$REDIS_SENTINEL_PORT"
     for port in $(redis_sentinel_ports); do
         mkdir -p "$REDIS_SENTINEL_DIR/$port"
         cat >"$REDIS_SENTINEL_DIR/$port/sentinel.conf" <<CONF
