@@ -162,6 +162,30 @@ redis_install() {
     fi
 }
 
+# redis_node_owned DIR: DIR/node.pid names a live redis-server of ours: its command is
+# redis-server and its working directory is DIR (redis-server changes into its `dir`), so a pid
+# recycled by another process, or someone else's redis-server, is never taken for ours.
+redis_node_owned() {
+    local pid
+    pid_alive "$1/node.pid" || return 1
+    pid="$(cat "$1/node.pid")"
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server ]] || return 1
+    [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == "$(cd "$1" && pwd -P)" ]]
+}
+
+# redis_ports_free NAME HINT PORT...: die, before anything is started, if any PORT on 127.0.0.1
+# is taken (by another checkout's brokers, say); HINT names the variable that moves the ports.
+redis_ports_free() {
+    local name="$1" hint="$2" port taken=()
+    shift 2
+    for port in "$@"; do
+        ! port_open "$port" || taken+=("$port")
+    done
+    [[ ${#taken[@]} -eq 0 ]] ||
+        die "$name: port(s) ${taken[*]} on 127.0.0.1 taken by processes this checkout did not start" \
+            "(another checkout's brokers?); stop them or move the ports with $hint"
+}
+
 # redis_node_start NAME DIR PORT [redis-server ARGS...]: one more project-owned redis-server
 # (of a Cluster or a Sentinel group) on 127.0.0.1:PORT, state under DIR (pidfile node.pid, log
 # node.log); waits for PING (a sentinel answers it too).
@@ -190,13 +214,17 @@ redis_node_start() {
     done
 }
 
-# redis_node_stop DIR: stop the project-owned redis-server whose pidfile is DIR/node.pid.
+# redis_node_stop DIR: stop the project-owned redis-server whose pidfile is DIR/node.pid; a
+# pidfile naming a process that is not ours (redis_node_owned) is removed, the process left alone.
 redis_node_stop() {
     local pid
-    pid_alive "$1/node.pid" || {
+    if ! redis_node_owned "$1"; then
+        if pid_alive "$1/node.pid"; then
+            say "redis: $1/node.pid names pid $(cat "$1/node.pid"), not our redis-server; leaving it"
+        fi
         rm -f "$1/node.pid"
         return 0
-    }
+    fi
     pid="$(cat "$1/node.pid")"
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_gone "$pid" 10; then
