@@ -128,6 +128,8 @@ cluster-require-full-coverage no
 cluster-replica-validity-factor 0
 save ""
 appendonly no
+# a restarted node's full sync starts at once, not after the default 5 s wait for more replicas
+repl-diskless-sync-delay 0
 CONF
         redis_node_start redis-cluster "$REDIS_CLUSTER_DIR/$port" "$port" \
             "$REDIS_CLUSTER_DIR/$port/node.conf"

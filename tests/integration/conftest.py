@@ -1,10 +1,7 @@
 """Fixtures for tests against a real Redis (see README.md in this folder).
 
 The shared server comes from ``SCALER_TEST_REDIS_URL`` (``make brokers`` starts one); tests that
-need to stop and restart a server get their own ``redis-server`` process with ``own_redis``. The
-shared Redis Cluster and Sentinel group come from ``SCALER_TEST_REDIS_CLUSTER_NODES`` and
-``SCALER_TEST_REDIS_SENTINEL*`` (``redis_cluster_nodes``, ``redis_cluster_client``,
-``redis_sentinels``, ``redis_sentinel_client``, ...); ``redis_topology.py`` hurts and watches them.
+need to stop and restart a server get their own ``redis-server`` process with ``own_redis``.
 Without the broker a test is skipped, or fails when ``SCALER_REQUIRE_INTEGRATION=1``.
 """
 
@@ -20,22 +17,11 @@ from typing import NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import redis
 import redis.asyncio as aioredis
-from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
 
 from bench.harness.ports import free_port
 from bench.harness.redis_server import RedisServer
 from bench.harness.redis_server import redis_server_binary as harness_redis_server_binary
-from tests.integration.redis_topology import (
-    CLUSTER_NODES_ENV,
-    SENTINEL_MASTER_ENV,
-    SENTINEL_NODES_ENV,
-    SENTINELS_ENV,
-    Address,
-    parse_addresses,
-)
 
 REQUIRE_ENV = "SCALER_REQUIRE_INTEGRATION"
 REDIS_URL_ENV = "SCALER_TEST_REDIS_URL"
@@ -144,129 +130,6 @@ def redis_metadata(redis_url: str) -> MetadataFactory:
         return metadata_for(redis_url, list_name, **extra)
 
     return make
-
-
-# --- the shared Redis Cluster and Sentinel group ------------------------------------------------
-# scripts/brokers/redis-cluster.sh and redis-sentinel.sh; faults and waits in redis_topology.py.
-
-
-def _addresses_from(name: str) -> list[Address]:
-    value = os.environ.get(name, "")
-    if not value:
-        unavailable(f"{name} is not set; run `make brokers` then `eval $(scripts/brokers.sh env)`")
-    return parse_addresses(value)
-
-
-@pytest.fixture(scope="session")
-def redis_cluster_nodes() -> list[Address]:
-    """The six nodes of the shared Redis Cluster, from ``SCALER_TEST_REDIS_CLUSTER_NODES``;
-    which of them are masters changes when a test kills one: ask the cluster."""
-    return _addresses_from(CLUSTER_NODES_ENV)
-
-
-@pytest.fixture(scope="session")
-def redis_sentinels() -> list[Address]:
-    """The three sentinels of the shared group, from ``SCALER_TEST_REDIS_SENTINELS``."""
-    return _addresses_from(SENTINELS_ENV)
-
-
-@pytest.fixture(scope="session")
-def redis_sentinel_master() -> str:
-    """The master name the sentinels monitor, from ``SCALER_TEST_REDIS_SENTINEL_MASTER``."""
-    name = os.environ.get(SENTINEL_MASTER_ENV, "")
-    if not name:
-        unavailable(f"{SENTINEL_MASTER_ENV} is not set; run `eval $(scripts/brokers.sh env)`")
-    return name
-
-
-@pytest.fixture(scope="session")
-def redis_sentinel_nodes() -> list[Address]:
-    """The group's two data nodes, from ``SCALER_TEST_REDIS_SENTINEL_NODES``: which one is
-    master changes with a failover, so ask the sentinels (``sentinel_master``)."""
-    return _addresses_from(SENTINEL_NODES_ENV)
-
-
-@pytest.fixture
-def redis_cluster_client(redis_cluster_nodes: list[Address]) -> Iterator[RedisCluster]:
-    """A synchronous redis-py ``RedisCluster`` client of the shared cluster, closed after the
-    test (one per test: a test that kills a master leaves no stale slot map behind)."""
-    client = RedisCluster(
-        startup_nodes=[
-            ClusterNode(host, port)  # type: ignore[no-untyped-call]
-            for host, port in redis_cluster_nodes
-        ],
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        decode_responses=True,
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def redis_cluster_key(redis_cluster_client: RedisCluster) -> Iterator[KeyFactory]:
-    """``make(prefix)``: a fresh key name; every key handed out is deleted from the cluster after
-    the test (one DEL per key: they live on different masters)."""
-    handed_out: list[str] = []
-
-    def make(prefix: str = "kqs-cluster") -> str:
-        handed_out.append(f"{prefix}-{uuid.uuid4().hex}")
-        return handed_out[-1]
-
-    yield make
-    for key in handed_out:
-        redis_cluster_client.delete(key)
-
-
-def sentinel_client(sentinels: list[Address], name: str) -> tuple[Sentinel, redis.Redis]:
-    """A ``redis.sentinel.Sentinel`` over ``sentinels`` and its ``master_for(name)`` client, which
-    asks the sentinels for the master on each new connection; close both (``Sentinel.close``
-    closes the sentinel connections, the client its own)."""
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        sentinels, socket_timeout=2, socket_connect_timeout=2
-    )
-    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-        name, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
-    )
-    return sentinel, master
-
-
-@pytest.fixture
-def redis_sentinel_client(
-    redis_sentinels: list[Address], redis_sentinel_master: str
-) -> Iterator[redis.Redis]:
-    """A client of the group's current master through the sentinels (``master_for``), closed
-    after the test."""
-    sentinel, master = sentinel_client(redis_sentinels, redis_sentinel_master)
-    try:
-        yield master
-    finally:
-        master.close()
-        sentinel.close()
-
-
-@pytest.fixture
-def redis_sentinel_key(
-    redis_sentinels: list[Address], redis_sentinel_master: str
-) -> Iterator[KeyFactory]:
-    """``make(prefix)``: a fresh key name; every key handed out is deleted after the test, on
-    whichever node is master then (asked afresh: the test may have failed the group over)."""
-    handed_out: list[str] = []
-
-    def make(prefix: str = "kqs-sentinel") -> str:
-        handed_out.append(f"{prefix}-{uuid.uuid4().hex}")
-        return handed_out[-1]
-
-    yield make
-    if handed_out:
-        sentinel, master = sentinel_client(redis_sentinels, redis_sentinel_master)
-        try:
-            master.delete(*handed_out)
-        finally:
-            master.close()
-            sentinel.close()
 
 
 # --- a Redis server owned by one test ---------------------------------------------------------
