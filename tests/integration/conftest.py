@@ -1,7 +1,9 @@
 """Fixtures for tests against a real Redis (see README.md in this folder).
 
 The shared server comes from ``SCALER_TEST_REDIS_URL`` (``make brokers`` starts one); tests that
-need to stop and restart a server get their own ``redis-server`` process with ``own_redis``.
+need to stop and restart a server get their own ``redis-server`` process with ``own_redis``. The
+shared Redis Cluster and Sentinel group have theirs in ``redis_topology_fixtures.py``; the other
+brokers' are in their own modules too, registered at the end of this file.
 Without the broker a test is skipped, or fails when ``SCALER_REQUIRE_INTEGRATION=1``.
 """
 

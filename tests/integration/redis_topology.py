@@ -295,7 +295,8 @@ def cluster_wait_promoted(port: int, timeout: float = 20) -> Address:
 
 def cluster_healthy() -> bool:
     """Every node answers, says ``cluster_state:ok``, knows six nodes and sees all 16384 slots
-    served by three masters that are not failed."""
+    served by three masters that are not failed, and every replica says its replication link is
+    up (``ROLE``: a restarted node is in the cluster's view before it has synced)."""
     try:
         for address in cluster_addresses():
             info = cluster_info(address)
@@ -307,6 +308,10 @@ def cluster_healthy() -> bool:
             if any(n.failed for n in view):
                 return False
             if len([n for n in view if n.is_master and n.slots]) != 3:
+                return False
+        for address in cluster_addresses():
+            role = command(address, "ROLE")
+            if role[0] == "slave" and role[3] != "connected":
                 return False
     except redis.RedisError:
         return False
@@ -348,7 +353,7 @@ def sentinel_addresses() -> list[Address]:
     return _env_addresses(SENTINELS_ENV)
 
 
-def sentinel_master_name() -> str:
+def _master_name() -> str:
     """The monitored master name, from ``SCALER_TEST_REDIS_SENTINEL_MASTER``."""
     name = os.environ.get(SENTINEL_MASTER_ENV, "")
     if not name:
@@ -366,7 +371,7 @@ def sentinel_master(
 ) -> tuple[str, int]:
     """The master every sentinel names; AssertionError while they disagree."""
     sentinels = sentinels or sentinel_addresses()
-    name = name or sentinel_master_name()
+    name = name or _master_name()
     answers = set()
     for address in sentinels:
         reply = command(address, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
@@ -394,11 +399,11 @@ def _follows(replica: Address, master: Address) -> bool:
 
 
 def sentinel_healthy(sentinels: list[Address] | None = None, name: str | None = None) -> bool:
-    """Every sentinel names the same master, which says it is one, lists one replica (not down)
-    and the two other sentinels; that replica says it follows the master with the link up (asked
-    directly: a sentinel refreshes what it knows of a replica only every 10 s)."""
+    """Every sentinel names the same master, which says it is one, and knows the two other
+    sentinels and one replica, up, that reported itself a replica with its link up; that replica
+    says so now too (asked directly)."""
     sentinels = sentinels or sentinel_addresses()
-    name = name or sentinel_master_name()
+    name = name or _master_name()
     try:
         master = sentinel_master(sentinels, name)
         known: set[Address] = set()
@@ -407,7 +412,12 @@ def sentinel_healthy(sentinels: list[Address] | None = None, name: str | None = 
             if state.get("flags") != "master" or state.get("num-other-sentinels") != "2":
                 return False
             replicas = [sentinel_fields(r) for r in command(address, "SENTINEL", "REPLICAS", name)]
-            if [r.get("flags") for r in replicas] != ["slave"]:
+            # what the sentinel last heard from the replica itself (INFO), not only its flags: a
+            # sentinel that still remembers a replica as a master undoes its next promotion
+            if [
+                (r.get("flags"), r.get("role-reported"), r.get("master-link-status"))
+                for r in replicas
+            ] != [("slave", "slave", "ok")]:
                 return False
             known.add((replicas[0]["ip"], int(replicas[0]["port"])))
         if len(known) != 1 or command(master, "ROLE")[0] != "master":
@@ -429,48 +439,46 @@ def sentinel_wait_healthy(
 
 
 def sentinel_failover(
-    sentinels: list[Address] | None = None,
-    name: str | None = None,
-    timeout: float = 30,
-    *,
-    demote_old: bool = True,
+    sentinels: list[Address] | None = None, name: str | None = None, timeout: float = 45
 ) -> tuple[tuple[str, int], tuple[str, int]]:
     """``SENTINEL FAILOVER`` on one sentinel, and wait until every sentinel names the new master,
-    the new master says it is one and the old one follows it with the link up: (old, new).
+    the new master says it is one and the old one follows it with the link up: (old, new), in
+    about 4 s with the brokers' Sentinel timers (``redis_sentinel_tune``). Sentinels and name:
+    the brokers' (``SCALER_TEST_REDIS_SENTINELS``, ``..._MASTER``) by default.
 
-    The sentinels turn the old master into a replica only 8 to 10 s after the switch (a fixed
-    delay of Sentinel's, to hear of newer configurations first; meanwhile it still says it is a
-    master); with ``demote_old`` (the default) this sends it the same ``REPLICAOF`` as soon as
-    every sentinel names the new master, so a failover takes about 2 s instead of 12.
-    ``SENTINEL FAILOVER`` is retried while a sentinel answers that no replica is fit yet or a
-    failover is in progress (right after another failover)."""
+    It starts from a healthy group (:func:`sentinel_wait_healthy`). A sentinel refuses a
+    failover while one is in progress (INPROG) or while it sees no fit replica (NOGOODSLAVE),
+    and may accept one and drop it later, so the request is repeated, but only while every
+    sentinel still names the old master: asking after the switch would fail back over. The old
+    master becomes a replica when a sentinel tells it to (``+convert-to-slave``), about 2 s after
+    the switch."""
     sentinels = sentinels or sentinel_addresses()
-    name = name or sentinel_master_name()
+    name = name or _master_name()
     deadline = time.monotonic() + timeout
 
     def left() -> float:
         return max(deadline - time.monotonic(), 0.1)
 
     old = sentinel_wait_healthy(sentinels, name, timeout)
-
-    def ask() -> bool | None:
-        try:
-            command(sentinels[0], "SENTINEL", "FAILOVER", name)
-        except redis.ResponseError as err:
-            if str(err).startswith(("NOGOODSLAVE", "INPROG")):
-                return None
-            raise RuntimeError(f"SENTINEL FAILOVER {name}: {err}") from err
-        return True
+    asked = -1e9  # when a sentinel last accepted the request
 
     def switched() -> Address | None:
-        new = sentinel_master(sentinels, name)
-        return new if new != old and command(new, "ROLE")[0] == "master" else None
+        nonlocal asked
+        new = sentinel_master(sentinels, name)  # AssertionError while they disagree: not yet
+        if new != old:
+            return new if command(new, "ROLE")[0] == "master" else None
+        if time.monotonic() - asked > 10:  # not asked yet, or accepted and dropped
+            try:
+                command(sentinels[0], "SENTINEL", "FAILOVER", name)
+            except redis.ResponseError as err:
+                if not str(err).startswith(("NOGOODSLAVE", "INPROG")):
+                    raise RuntimeError(f"SENTINEL FAILOVER {name}: {err}") from err
+            else:
+                asked = time.monotonic()
+        return None
 
-    wait_for(f"SENTINEL FAILOVER {name} accepted", ask, left())
     try:
         new = wait_for(f"every sentinel naming a new master for {name}", switched, left())
-        if demote_old and command(old, "ROLE")[0] == "master":
-            command(old, "REPLICAOF", new[0], new[1])
         wait_for(
             f"the old master {old} following {new}",
             lambda: True if _follows(old, new) else None,

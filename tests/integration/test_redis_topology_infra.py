@@ -12,7 +12,7 @@ import redis
 import redis.exceptions as rexc
 from redis.cluster import RedisCluster
 
-from tests.integration.conftest import KeyFactory, sentinel_client
+from tests.integration.conftest import KeyFactory
 from tests.integration.redis_topology import (
     SLOTS,
     Address,
@@ -24,6 +24,7 @@ from tests.integration.redis_topology import (
     cluster_replicas_of,
     cluster_restart_node,
     cluster_wait_failed,
+    cluster_wait_healthy,
     cluster_wait_promoted,
     command,
     sentinel_failover,
@@ -32,6 +33,7 @@ from tests.integration.redis_topology import (
     sentinel_wait_healthy,
     wait_for,
 )
+from tests.integration.redis_topology_fixtures import sentinel_client
 
 pytestmark = pytest.mark.integration
 
@@ -91,11 +93,14 @@ def test_keys_set_through_the_client_land_on_the_master_of_their_slot(
 def test_a_killed_master_is_replaced_by_its_replica_and_rejoins_as_one(
     redis_cluster_client: RedisCluster, redis_cluster_key: KeyFactory
 ) -> None:
+    cluster_wait_healthy()  # a node another test restarted may still be syncing
     key = redis_cluster_key()
     redis_cluster_client.set(key, "kept")
     slot = int(command(cluster_masters()[0].address, "CLUSTER", "KEYSLOT", key))
     [victim] = [m for m in cluster_masters() if m.owns(slot)]
     [heir] = cluster_replicas_of(victim.address[1])
+    # replication is asynchronous: without this the key could be lost with the master
+    assert command(victim.address, "WAIT", 1, 5000) == 1
     port = cluster_kill_master(victim.address[1])
     try:
         cluster_wait_failed(port)
@@ -141,6 +146,7 @@ def test_a_failover_moves_the_master_to_the_replica_and_a_fresh_client_follows(
 ) -> None:
     before, after = redis_sentinel_key(), redis_sentinel_key()
     assert redis_sentinel_client.set(before, "1")
+    assert redis_sentinel_client.execute_command("WAIT", 1, 5000) == 1  # type: ignore[no-untyped-call]
     old, new = sentinel_failover(redis_sentinels, redis_sentinel_master, timeout=20)
     assert old != new
     assert sentinel_master(redis_sentinels, redis_sentinel_master) == new
