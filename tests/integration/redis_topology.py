@@ -443,7 +443,7 @@ def sentinel_failover(
 ) -> tuple[tuple[str, int], tuple[str, int]]:
     """``SENTINEL FAILOVER`` on one sentinel, and wait until every sentinel names the new master,
     the new master says it is one and the old one follows it with the link up: (old, new), in
-    about 4 s with the brokers' Sentinel timers (``redis_sentinel_tune``). Sentinels and name:
+    about 4 s with the Sentinel timers scripts/brokers/redis-sentinel.sh sets. Sentinels, name:
     the brokers' (``SCALER_TEST_REDIS_SENTINELS``, ``..._MASTER``) by default.
 
     It starts from a healthy group (:func:`sentinel_wait_healthy`). A sentinel refuses a
