@@ -28,6 +28,7 @@ from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.sentinel import Sentinel
 
 from tests.integration.conftest import KeyFactory, unavailable
+from tests.integration.redis_sentinel_faults import sentinel_master
 from tests.integration.redis_topology import (
     CLUSTER_NODES_ENV,
     SENTINEL_MASTER_ENV,
@@ -35,7 +36,6 @@ from tests.integration.redis_topology import (
     SENTINELS_ENV,
     Address,
     parse_addresses,
-    sentinel_master,
 )
 
 __all__ = [

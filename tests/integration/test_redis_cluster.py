@@ -13,7 +13,7 @@ from scaler.backends.redis import RedisClusterBackend, RedisList
 from scaler.errors import BackendUnavailable, UnsupportedResource
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.redis_topology import cluster_kill_master, cluster_restart_node
+from tests.integration.redis_cluster_faults import cluster_kill_master, cluster_restart_node
 
 pytestmark = pytest.mark.integration
 

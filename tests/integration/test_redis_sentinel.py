@@ -13,7 +13,7 @@ from scaler.backends.redis import RedisList, RedisSentinelBackend
 from scaler.errors import BackendError, MetadataError
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.redis_topology import sentinel_failover, sentinel_master
+from tests.integration.redis_sentinel_faults import sentinel_failover, sentinel_master
 
 pytestmark = pytest.mark.integration
 

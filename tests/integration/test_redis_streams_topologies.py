@@ -15,7 +15,7 @@ from scaler.backends import build_backends
 from scaler.backends.redis import RedisStream
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.redis_topology import sentinel_master
+from tests.integration.redis_sentinel_faults import sentinel_master
 from tests.integration.redis_topology_fixtures import Address
 
 pytestmark = pytest.mark.integration

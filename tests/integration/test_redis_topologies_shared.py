@@ -12,7 +12,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from scaler.proto import externalscaler_pb2 as pb
 from tests.conftest import ref
-from tests.integration.redis_topology import sentinel_master
+from tests.integration.redis_sentinel_faults import sentinel_master
 from tests.integration.redis_topology_fixtures import Address
 from tests.streams import StreamReader
 

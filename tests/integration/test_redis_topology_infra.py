@@ -13,9 +13,7 @@ import redis.exceptions as rexc
 from redis.cluster import RedisCluster
 
 from tests.integration.conftest import KeyFactory
-from tests.integration.redis_topology import (
-    SLOTS,
-    Address,
+from tests.integration.redis_cluster_faults import (
     cluster_healthy,
     cluster_info,
     cluster_kill_master,
@@ -26,13 +24,14 @@ from tests.integration.redis_topology import (
     cluster_wait_failed,
     cluster_wait_healthy,
     cluster_wait_promoted,
-    command,
+)
+from tests.integration.redis_sentinel_faults import (
     sentinel_failover,
     sentinel_fields,
     sentinel_master,
     sentinel_wait_healthy,
-    wait_for,
 )
+from tests.integration.redis_topology import SLOTS, Address, command, wait_for
 from tests.integration.redis_topology_fixtures import sentinel_client
 
 pytestmark = pytest.mark.integration
