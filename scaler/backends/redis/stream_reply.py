@@ -4,8 +4,9 @@ the error reading it.
 The value is the stream's length (``XLEN``; 0 for a missing stream). The facts are raw, and each
 trigger picks its measure from them (``stream_trigger``):
 
-* always: ``type``, ``stream_exists`` (0/1), ``xlen``, ``broker_time`` (Redis ``TIME``, epoch
-  seconds); with a group, ``group_exists`` (0/1);
+* always: ``type``, ``stream_exists`` (0/1), ``xlen``; with a group, ``group_exists`` (0/1);
+  for an ages read, ``broker_time`` (Redis ``TIME``, epoch seconds: a count's facts leave it
+  out, so a count that did not change is the same measurement and wakes no idle watcher);
 * with an existing group: ``pending`` (the ``XPENDING`` summary's count, also
   :data:`~scaler.backends.base.IN_FLIGHT`), ``last_delivered_id``, ``lag`` and ``lag_source``:
   ``xinfo`` when ``XINFO GROUPS`` gave a lag no larger than ``XLEN``, else, for a lag read
@@ -73,12 +74,9 @@ def _measure(where: str, resource: RedisStream, now: float, values: Sequence[Val
     if kind not in ("stream", "none"):
         raise UnsupportedResource(f"{where}: key {stream!r} is a {kind}, not a stream")
     length = _int(xlen)
-    facts: Facts = {
-        "type": kind,
-        "stream_exists": float(kind == "stream"),
-        "xlen": float(length),
-        "broker_time": now,
-    }
+    facts: Facts = {"type": kind, "stream_exists": float(kind == "stream"), "xlen": float(length)}
+    if resource.read == AGES_READ:
+        facts["broker_time"] = now
     if group is None:
         return Measurement(float(length), facts)
     facts["group_exists"] = float(_int(found))
