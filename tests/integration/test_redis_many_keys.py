@@ -228,3 +228,12 @@ async def test_fifty_scaled_objects_on_one_glob_cost_one_read(serve, own_redis) 
         assert set(values) == {210.0, 20.0, 10.5}  # each trigger's operation, from one read
     finally:
         await redis.aclose()
+
+
+async def test_a_key_that_is_no_utf8_is_read_as_its_bytes(
+    serve, redis_client, prefix, redis_metadata
+) -> None:
+    await redis_client.rpush(f"{prefix}:".encode() + b"\xff\xfe", "a", "b")
+    await redis_client.rpush(f"{prefix}:plain", "c")
+    running = await serve()
+    assert await _value(running, redis_metadata(f"{prefix}:*", useGlob="true")) == 3
