@@ -118,6 +118,24 @@ ENGINE = build_engine(FUZZ_SETTINGS, backends=build_backends(0.3, BACKENDS))
 MEASUREMENTS = [
     Measurement(0.0),
     Measurement(7.0, {"type": "list"}),
+    Measurement(  # several Redis keys, each an item with the facts any measure reads
+        3.0,
+        {"keys": 1.0},
+        (
+            {
+                "key": "k",
+                "value": 3.0,
+                "type": "list",
+                "oldest_age_seconds": 2.0,
+                "in_flight": 1.0,
+                "stream_exists": 1.0,
+                "group_exists": 1.0,
+                "pending": 1.0,
+                "lag": 1.0,
+                "oldest_pending_age_seconds": 1.0,
+            },
+        ),
+    ),
     Measurement(
         3.0,
         {},

@@ -7,6 +7,8 @@ resources into a :class:`Measurement` of raw facts; the trigger then turns those
 metric value and activity with its options, so one broker read serves every ScaledObject on the
 resource whatever its thresholds (DESIGN.md, "Sharing work").
 
+A trigger over several items combines their values with :func:`combine` (``operation``).
+
 Optional capabilities are methods with defaults: a client reads a batch of resources one by one
 unless it overrides :meth:`Client.measure_many`; a backend keeps no state across reads unless it
 overrides :meth:`Backend.remember`; it owns nothing beyond its clients unless it overrides
@@ -40,6 +42,23 @@ def metric_name(*parts: str) -> str:
     exactly as KEDA v2.20's ``NormalizeString`` (only ``/ . : % ( )`` become ``-``), so users'
     dashboards on ``keda_scaler_metrics_value`` keep working after a migration."""
     return "-".join(parts).translate(_METRIC_NAME_MAP)
+
+
+#: how a trigger over several items (queues a regex matched, keys a glob matched) combines their
+#: values: the names of KEDA's RabbitMQ ``operation``
+OPERATIONS: Final = ("sum", "max", "avg")
+
+
+def combine(values: Sequence[float], operation: str) -> float:
+    """The values combined by ``operation`` (one of :data:`OPERATIONS`); none at all is 0, as
+    KEDA's answer for a regex that matches no queue. ``avg`` is the plain mean."""
+    if not values:
+        return 0.0
+    if operation == "max":
+        return max(values)
+    if operation == "avg":
+        return sum(values) / len(values)
+    return sum(values)
 
 
 #: a fact of age modes: seconds the oldest waiting item has waited, on the broker's clock

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from scaler.backends.redis import RedisBackend, RedisList
-from scaler.backends.redis import topology as redis_topology
+from scaler.backends.redis import RedisBackend, RedisList, idle_pool
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +17,7 @@ async def _scaler_connections(client: aioredis.Redis) -> int:
 
 
 async def test_connections_opened_by_a_burst_are_closed_once_idle(own_redis, monkeypatch) -> None:
-    monkeypatch.setattr(redis_topology, "_IDLE_CLOSE", 0.3)
+    monkeypatch.setattr(idle_pool, "_IDLE_CLOSE", 0.3)
     admin = aioredis.Redis(host="127.0.0.1", port=own_redis.port)
     backend = RedisBackend(timeout=2)
     client = backend.connect(backend.parse(own_redis.metadata("k")).connection)

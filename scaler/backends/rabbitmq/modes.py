@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from scaler.backends.base import Evaluation, Measurement
+from scaler.backends.base import combine as combine_values
 from scaler.backends.rabbitmq.params import (
     DELIVER_GET_RATE,
     EXPECTED_QUEUE_CONSUMPTION_TIME,
@@ -99,13 +100,7 @@ def oldest_age(measurement: Measurement, operation: str, where: str) -> float:
         if not isinstance(age, int | float):
             raise UnsupportedResource(_why_no_age(item, measurement.facts, where))
         ages.append(float(age))
-    if not ages:
-        return 0.0
-    if operation == "max":
-        return max(ages)
-    if operation == "avg":
-        return sum(ages) / len(ages)  # seconds, not counts: no integer division
-    return sum(ages)
+    return combine_values(ages, operation)  # seconds, not counts: no integer division
 
 
 def in_flight(items: Sequence[Mapping[str, float | str]]) -> float:

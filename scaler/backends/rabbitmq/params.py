@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from scaler.backends.base import OPERATIONS
 from scaler.backends.rabbitmq.uri import Endpoint, endpoint
 from scaler.metadata import declared, param
 from scaler.values import (
@@ -133,7 +134,7 @@ class RabbitParams:
     operation: str = param(
         "operation",
         default="sum",
-        choices=("sum", "max", "avg"),
+        choices=OPERATIONS,
         shown_default=f"`sum`; `max` with `{OLDEST_MESSAGE_AGE}`",
         doc="how the matched queues combine (counts use integer division, as KEDA). Ages "
         "default to `max`, the oldest head of them all; a sum of ages means little",

@@ -1,8 +1,9 @@
 """The declared parameters of the Redis list backends (``redis``, ``redis-cluster``,
 ``redis-sentinel``): KEDA's keys with KEDA's names, defaults and meanings, then this scaler's own
-(the ``OldestAge`` mode and work in flight).
+(the ``OldestAge`` mode, work in flight, and many keys per trigger).
 
-Each backend's parameters are its connection keys (``connection``) plus :class:`ListParams`. The
+Each backend's parameters are its connection keys (``connection``) plus :class:`ListParams` and
+the keys of several keys per trigger (``keyset.ManyParams``). The
 parser, the connection keys a profile supplies, the fuzz test and the docs tables derive from
 these classes; the cross-field rules are ``trigger.build``'s.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from scaler.backends.redis.connection import DatabaseParams, EndpointParams, SentinelParams
+from scaler.backends.redis.keyset import ManyParams
 from scaler.metadata import param
 from scaler.values import boolean, integer, non_negative, number, positive, resource_name
 
@@ -40,7 +42,12 @@ class ListParams:
     """KEDA's list keys (``redis``, ``redis-cluster``, ``redis-sentinel``), and the age and
     in-flight keys of this scaler."""
 
-    list_name: str = param("listName", resource_name, doc="the key to measure")
+    list_name: str = param(
+        "listName",
+        resource_name,
+        doc="the key to measure; a comma list of keys (`a,b,c`), or with `useGlob` a pattern "
+        "(`bull:*:wait`), whose values combine by `operation`",
+    )
     list_length: int = param(
         "listLength",
         integer,
@@ -122,15 +129,15 @@ class ListParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisParams(ListParams, DatabaseParams, EndpointParams):
+class RedisParams(ManyParams, ListParams, DatabaseParams, EndpointParams):
     """``backend: redis``: KEDA's ``redis`` trigger (a standalone Redis)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisClusterParams(ListParams, DatabaseParams, EndpointParams):
+class RedisClusterParams(ManyParams, ListParams, DatabaseParams, EndpointParams):
     """``backend: redis-cluster``: KEDA's ``redis-cluster`` trigger."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisSentinelParams(ListParams, SentinelParams, DatabaseParams, EndpointParams):
+class RedisSentinelParams(ManyParams, ListParams, SentinelParams, DatabaseParams, EndpointParams):
     """``backend: redis-sentinel``: KEDA's ``redis-sentinel`` trigger."""

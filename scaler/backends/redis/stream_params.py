@@ -1,9 +1,10 @@
 """The declared parameters of the Redis Streams backends (``redis-streams``,
 ``redis-cluster-streams``, ``redis-sentinel-streams``): KEDA v2.20.2's keys of
 ``redis_streams_scaler.go`` with KEDA's names, defaults and meanings, then this scaler's own (the
-two ages and work in flight).
+two ages, work in flight, and many streams per trigger).
 
-Each backend's parameters are its connection keys (``connection``) plus :class:`StreamParams`.
+Each backend's parameters are its connection keys (``connection``) plus :class:`StreamParams` and
+the keys of several keys per trigger (``keyset.ManyParams``).
 Which measure a trigger takes (KEDA's ``Validate()``: stream length, pending entries or lag, or
 one of our ages) and the rules between keys are ``stream_trigger.build``'s.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from scaler.backends.redis.connection import DatabaseParams, EndpointParams, SentinelParams
+from scaler.backends.redis.keyset import ManyParams
 from scaler.metadata import param
 from scaler.values import boolean, integer, non_negative, number, positive, resource_name
 
@@ -37,7 +39,12 @@ class StreamParams:
     """KEDA's stream keys (``redis-streams``, ``redis-cluster-streams``,
     ``redis-sentinel-streams``), and the age and in-flight keys of this scaler."""
 
-    stream: str = param("stream", resource_name, doc="the stream to measure")
+    stream: str = param(
+        "stream",
+        resource_name,
+        doc="the stream to measure; a comma list of streams (`a,b,c`), or with `useGlob` a "
+        "pattern (`orders:*`), whose measures combine by `operation`",
+    )
     consumer_group: str | None = param(
         "consumerGroup",
         resource_name,
@@ -110,15 +117,17 @@ class StreamParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisStreamsParams(StreamParams, DatabaseParams, EndpointParams):
+class RedisStreamsParams(ManyParams, StreamParams, DatabaseParams, EndpointParams):
     """``backend: redis-streams``: KEDA's ``redis-streams`` trigger (a standalone Redis)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisClusterStreamsParams(StreamParams, DatabaseParams, EndpointParams):
+class RedisClusterStreamsParams(ManyParams, StreamParams, DatabaseParams, EndpointParams):
     """``backend: redis-cluster-streams``: KEDA's ``redis-cluster-streams`` trigger."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedisSentinelStreamsParams(StreamParams, SentinelParams, DatabaseParams, EndpointParams):
+class RedisSentinelStreamsParams(
+    ManyParams, StreamParams, SentinelParams, DatabaseParams, EndpointParams
+):
     """``backend: redis-sentinel-streams``: KEDA's ``redis-sentinel-streams`` trigger."""

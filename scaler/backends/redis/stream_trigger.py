@@ -12,11 +12,14 @@ stream and group (``stream_reply``), and each trigger's measure, thresholds and 
 afterwards in :meth:`StreamTrigger.evaluate`. The resource says only what changes the read and
 its outcome: whether a missing stream or group is an answer (KEDA's, for length and lag) or
 ``NOT_FOUND`` (pending entries, ages), whether Redis's lag is corrected by counting (lag), and
-whether entry ids must be times (ages).
+whether entry ids must be times (ages), and the streams it names when several (a comma list or a
+glob: ``keyset``), each read as a stream of its own; ``operation`` combines their measures in
+``evaluate``.
 
 Every measure is active iff its value is greater than its threshold (``activationLagCount``, or
 ``activationValue`` for an age); with ``activeWhileInFlight`` also while the group has pending
-entries.
+entries. Over several streams the measure is each stream's, combined by ``operation`` (``sum``;
+``max`` for an age), and the threshold applies to that.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from scaler.backends.base import (
     Evaluation,
     Measurement,
     Trigger,
+    combine,
     metric_name,
 )
 from scaler.backends.redis.connection import AnyConnection, EndpointParams, build_connection
+from scaler.backends.redis.keyset import KeySet, ManyParams, key_set, operation, per_key
 from scaler.backends.redis.stream_params import (
     AGE_MODES,
     LAG,
@@ -77,11 +82,18 @@ class RedisStream:
         also counts the entries after the group's position where Redis's lag is null or too
         large; ``pending`` and ``ages``: a missing stream or group is ``NOT_FOUND``; ``ages``:
         an entry id that is no time is ``FAILED_PRECONDITION``
+    :param many: the streams when it names several, each read as :meth:`part`; None: ``stream``
+        (then the pattern or the comma list, a label never read)
     """
 
     stream: str
     group: str | None = None
     read: str = LENGTH_READ
+    many: KeySet | None = None
+
+    def part(self, stream: str) -> RedisStream:
+        """One of its several streams, read as a resource of its own."""
+        return RedisStream(stream, self.group, self.read)
 
     @property
     def needs_group(self) -> bool:
@@ -95,10 +107,13 @@ class StreamTrigger(Trigger[AnyConnection, RedisStream]):
 
     :param measure: KEDA's (``streamLength``, ``pendingEntriesCount``, ``lagCount``) or an age
         mode
+    :param operation: how the measures of several streams combine (``operation``, ``max`` for
+        an age)
     """
 
     params: StreamParams
     measure: str
+    operation: str
 
     @property
     def target(self) -> float:
@@ -118,25 +133,32 @@ class StreamTrigger(Trigger[AnyConnection, RedisStream]):
         return self.measure in AGE_MODES
 
     def metric_name(self) -> str:
-        # KEDA's name for all three measures (and ours for the ages)
-        return metric_name(f"redis-streams-{self.resource.stream}")
+        # KEDA's name for all three measures (and ours for the ages), of the stream as given: a
+        # glob's `*` included (an HPA metric name may hold anything but `/` and `%`)
+        return metric_name(f"redis-streams-{self.params.stream}")
 
     def resource_label(self) -> str:
         group = "" if self.resource.group is None else f"/{self.resource.group}"
         return f"{self.connection.label}/{self.resource.stream}{group}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
+        streams = [measurement] if self.resource.many is None else per_key(measurement)
+        value = combine([self._value(stream) for stream in streams], self.operation)
         if self.measure in AGE_MODES:
-            fact = PENDING_AGE if self.measure == OLDEST_PENDING_AGE else OLDEST_AGE
-            value = _fact(measurement, fact)
             active = value > self.params.activation_value
         else:
-            value = self._count(measurement)
             # KEDA: active iff the count > activationLagCount (strict), for all three measures
             active = value > self.params.activation_lag_count
-        if self.params.active_while_in_flight and self._in_flight(measurement) > 0:
+        if self.params.active_while_in_flight and sum(map(self._in_flight, streams)) > 0:
             active = True
         return Evaluation(value, active)
+
+    def _value(self, measurement: Measurement) -> float:
+        """The measure of one stream."""
+        if self.measure in AGE_MODES:
+            fact = PENDING_AGE if self.measure == OLDEST_PENDING_AGE else OLDEST_AGE
+            return _fact(measurement, fact)
+        return self._count(measurement)
 
     def _count(self, measurement: Measurement) -> float:
         """KEDA's measure, with KEDA's answers where the stream or group is missing."""
@@ -202,15 +224,23 @@ def _measure(params: StreamParams, reading: Reading) -> str | None:
 def build(topology: str, params: StreamParams, reading: Reading) -> StreamTrigger | None:
     """The trigger, after KEDA's cross-field rules and ours; None when a problem prevents it."""
     assert isinstance(params, EndpointParams)
+    assert isinstance(params, ManyParams)
     connection = build_connection(topology, params, reading)
+    keys = key_set("stream", params.stream, params, reading)
     measure = _measure(params, reading)
     if params.active_while_in_flight and not reading.given("consumerGroup"):
         reading.problem(
             "activeWhileInFlight needs consumerGroup (the group whose pending entries are the "
             "work in flight)"
         )
-    if connection is None or measure is None or reading.failed:
+    if connection is None or keys is None or measure is None or reading.failed:
         return None
     group = None if measure == STREAM_LENGTH else params.consumer_group
-    resource = RedisStream(params.stream, group, _READS[measure])
-    return StreamTrigger(connection=connection, resource=resource, params=params, measure=measure)
+    resource = RedisStream(keys[0], group, _READS[measure], keys[1])
+    return StreamTrigger(
+        connection=connection,
+        resource=resource,
+        params=params,
+        measure=measure,
+        operation=operation(params, reading, measure in AGE_MODES),
+    )

@@ -3,8 +3,10 @@ sentinels, or the nodes of a Cluster that own the keys.
 
 A :class:`Runner` runs one script call with its KEYS and ARGV and says which calls a batch of
 reads needs (:meth:`Runner.plan`): one on a standalone server or a Sentinel master; one per node
-on a Cluster, where each call carries the keys that node owns. Errors become the scaler's
-(``BackendUnavailable`` for a node or master that cannot be reached), secrets masked.
+on a Cluster, where each call carries the keys that node owns. It also lists the keys a glob
+matches (:meth:`Runner.scan`: SCAN on the server, the master, or every master of a Cluster).
+Errors become the scaler's (``BackendUnavailable`` for a node or master that cannot be reached),
+secrets masked. Keys are text; one that is no UTF-8 travels as its bytes (``surrogateescape``).
 
 The script text differs by topology (:func:`variant`): a Sentinel master's scripts start with a
 bare ``#!lua`` line, which makes Redis 7 refuse them on a replica (``READONLY``): after a
@@ -15,8 +17,7 @@ reads every key a node owns whatever their slots.
 
 from __future__ import annotations
 
-import time
-import weakref
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Final
@@ -25,8 +26,6 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
-    AbstractConnection,
-    BlockingConnectionPool,
     Connection,
     SSLConnection,
 )
@@ -41,6 +40,7 @@ from scaler.backends.redis.connection import (
     RedisSentinelConnection,
     secrets_of,
 )
+from scaler.backends.redis.idle_pool import IdleClosingPool
 from scaler.backends.redis.scripts import Script
 from scaler.errors import (
     BackendAuthError,
@@ -53,8 +53,10 @@ from scaler.errors import (
 
 #: connections one client opens to one Redis server at most; reads beyond wait for a free one
 _MAX_CONNECTIONS: Final = 64
-#: seconds an idle connection beyond the first stays open after a burst
-_IDLE_CLOSE: Final = 5.0
+#: keys one SCAN call examines (its COUNT): a pass over a million keys is a thousand calls
+SCAN_COUNT: Final = 1000
+#: a key SCAN returns that is no UTF-8 stays the same bytes on its way back to Redis
+_KEY_ERRORS: Final = "surrogateescape"
 _SENTINEL_SHEBANG: Final = "#!lua\n"
 # Redis refuses a call whose declared KEYS span slots (CROSSSLOT) before the script runs, even
 # with allow-cross-slot-keys: so a Cluster call declares one key, which routes it, and passes
@@ -82,36 +84,6 @@ def variant(script: Script, shebang: str) -> Script:
 _VARIANTS: dict[tuple[str, str], Script] = {}
 
 
-class _IdleClosingPool(BlockingConnectionPool):
-    """A blocking pool that closes the sockets of connections idle for ``_IDLE_CLOSE`` seconds,
-    keeping one open.
-
-    redis-py keeps every connection a burst opened for the pool's lifetime. A paused Redis makes
-    every read wait at once, so after one pause a client would hold up to ``_MAX_CONNECTIONS``
-    sockets for good (found by the fault tests under load). A closed connection stays in the
-    pool and reconnects when next needed.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._released: weakref.WeakKeyDictionary[AbstractConnection, float] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def release(self, connection: AbstractConnection) -> None:
-        await super().release(connection)
-        now = time.monotonic()
-        self._released[connection] = now
-        if len(self._available_connections) <= 1:
-            return  # the usual case, one connection per client: nothing to trim, no second lock
-        # under the condition get_connection() takes: no connection can be handed out meanwhile
-        async with self._condition:
-            idle = [c for c in self._available_connections if c.is_connected]
-            for stale in idle[:-1]:  # the last released stays open
-                if now - self._released.get(stale, now) > _IDLE_CLOSE:
-                    await stale.disconnect()
-
-
 def _tls_options(tls: bool, unsafe: bool) -> dict[str, Any]:
     if not tls:
         return {}
@@ -120,6 +92,9 @@ def _tls_options(tls: bool, unsafe: bool) -> dict[str, Any]:
 
 class Runner(ABC):
     """Runs scripts on one connection identity; one per :class:`~.client.RedisClient`."""
+
+    #: the redis-py client of a topology with one master
+    _redis: Any
 
     def __init__(self, connection: AnyConnection, timeout: float) -> None:
         self.where = f"redis {connection.label}"
@@ -135,6 +110,44 @@ class Runner(ABC):
     @abstractmethod
     async def run(self, script: Script, keys: Sequence[str], argv: Sequence[str]) -> Reply:
         """One script call (EVALSHA, EVAL when the server does not know it yet)."""
+
+    async def scan(self, pattern: str, limit: int) -> tuple[list[str], int]:
+        """The keys matching ``pattern`` (``SCAN MATCH``, :data:`SCAN_COUNT` a call) on every
+        master at once, each key once, and the SCAN calls it cost; a master stops once it has
+        found more than ``limit``. A master that cannot be reached fails it: the keys it holds
+        are unknown."""
+        passes = await asyncio.gather(
+            *(self._scan(client, route, pattern, limit) for client, route in await self._masters())
+        )
+        found: dict[str, None] = {}
+        for keys, _ in passes:
+            found.update(dict.fromkeys(keys))
+        return list(found), sum(calls for _, calls in passes)
+
+    async def _masters(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Each master as (redis-py client, routing arguments of ``execute_command``): the one
+        server or master a client reaches, unless a topology has several."""
+        return [(self._redis, {})]
+
+    async def _scan(
+        self, client: Any, route: dict[str, Any], pattern: str, limit: int
+    ) -> tuple[set[str], int]:
+        found: set[str] = set()
+        cursor: Any = 0
+        calls = 0
+        while True:
+            try:
+                cursor, keys = await client.execute_command(
+                    "SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT, **route
+                )
+            except rexc.RedisError as err:
+                raise self.translate(err) from None
+            calls += 1
+            if isinstance(cursor, dict):  # a Cluster node's cursor, by node name
+                cursor = next(iter(cursor.values()))
+            found.update(key.decode(errors=_KEY_ERRORS) for key in keys)
+            if int(cursor) == 0 or len(found) > limit:
+                return found, calls
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -191,7 +204,7 @@ class StandaloneRunner(Runner):
         super().__init__(connection, timeout)
         # A blocking pool makes a burst of distinct reads wait for a connection (bounded by the
         # timeout) instead of failing with "Too many connections".
-        self._pool = _IdleClosingPool(
+        self._pool = IdleClosingPool(
             max_connections=_MAX_CONNECTIONS,
             timeout=timeout,
             connection_class=SSLConnection if connection.tls else Connection,
@@ -205,6 +218,7 @@ class StandaloneRunner(Runner):
             # No hidden retries: the engine retries once on a fresh client, within the deadline.
             retry=Retry(NoBackoff(), 0),
             client_name="keda-queue-scaler",
+            encoding_errors=_KEY_ERRORS,
             **_tls_options(connection.tls, connection.unsafe_ssl),
         )
         self.where = f"redis {connection.address} db {connection.database}"
@@ -245,6 +259,7 @@ class SentinelRunner(Runner):
             max_connections=_MAX_CONNECTIONS,
             retry=Retry(NoBackoff(), 0),
             client_name="keda-queue-scaler",
+            encoding_errors=_KEY_ERRORS,
             **tls,
         )
 
@@ -274,6 +289,7 @@ class ClusterRunner(Runner):
             max_connections=_MAX_CONNECTIONS,
             retry=Retry(NoBackoff(), 1),
             client_name="keda-queue-scaler",
+            encoding_errors=_KEY_ERRORS,
             **_tls_options(connection.tls, connection.unsafe_ssl),
         )
 
@@ -281,10 +297,7 @@ class ClusterRunner(Runner):
         """One call per master, with the reads whose keys it owns. A read whose keys live on
         several masters, or that touches undeclared keys, goes alone to its first key's master:
         if Redis refuses it (give its keys one hash tag), no other read fails with it."""
-        try:
-            await self._cluster.initialize()  # the slot map, once (and again after a MOVED)
-        except rexc.RedisError as err:
-            raise self.translate(err) from None
+        await self._slot_map()
         groups: dict[str, list[int]] = {}
         apart: list[list[int]] = []
         for index, read in enumerate(keys):
@@ -304,6 +317,16 @@ class ClusterRunner(Runner):
         if node is None:
             raise BackendUnavailable(f"{self.where}: no master serves the slot of {key!r}")
         return node
+
+    async def _slot_map(self) -> None:
+        try:
+            await self._cluster.initialize()  # the slot map, once (and again after a MOVED)
+        except rexc.RedisError as err:
+            raise self.translate(err) from None
+
+    async def _masters(self) -> list[tuple[Any, dict[str, Any]]]:
+        await self._slot_map()
+        return [(self._cluster, {"target_nodes": node}) for node in self._cluster.get_primaries()]
 
     def _node_name(self, key: str) -> str:
         try:

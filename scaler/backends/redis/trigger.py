@@ -4,12 +4,14 @@ the age of a list.
 The parameters are declared in :mod:`.params`, the connection keys' rules are
 :mod:`.connection`'s; the rules between the other keys (those of each mode, the processing
 list's options) are :func:`build`'s. What changes the read (the age spec, the processing list)
-is in the resource, :class:`RedisList`; thresholds stay in the trigger, so triggers that differ
-only in thresholds share one read.
+is in the resource, :class:`RedisList`, with the keys it names when several (a comma list or a
+glob: ``keyset``); thresholds and ``operation`` stay in the trigger, so triggers that differ
+only in them share one read.
 
 ``ListLength`` is active iff the length is greater than ``activationListLength``; ``OldestAge``
 iff the age is greater than ``activationValue``; with ``activeWhileInFlight`` also while the
-processing list is not empty.
+processing list is not empty. Over several keys the value is each key's, combined by
+``operation`` (``sum``; ``max`` for an age), and the threshold applies to that.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from scaler.backends.base import (
     Evaluation,
     Measurement,
     Trigger,
+    combine,
     metric_name,
 )
 from scaler.backends.redis.connection import (
@@ -31,6 +34,7 @@ from scaler.backends.redis.connection import (
     RedisConnection,
     build_connection,
 )
+from scaler.backends.redis.keyset import KeySet, ManyParams, key_set, operation, per_key
 from scaler.backends.redis.params import NAME, OLDEST_AGE_MODE, ListParams
 from scaler.metadata import Reading
 
@@ -60,18 +64,30 @@ class AgeSpec:
 class RedisList:
     """The resource read from Redis: one key in one database (the database is in the connection),
     with what else the read needs: the age of its oldest element, the processing list's length.
+
+    :param key: the key; with ``many``, the pattern or the comma list (a label, never read)
+    :param many: the keys when it names several, each read as :meth:`part`; None: ``key``
     """
 
     key: str
     age: AgeSpec | None = None
     processing: str | None = None
+    many: KeySet | None = None
+
+    def part(self, key: str) -> RedisList:
+        """One of its several keys, read as a resource of its own."""
+        return RedisList(key, self.age, self.processing)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisTrigger(Trigger[AnyConnection, RedisList]):
-    """A parsed trigger of the list backends: ``redis``, ``redis-cluster``, ``redis-sentinel``."""
+    """A parsed trigger of the list backends: ``redis``, ``redis-cluster``, ``redis-sentinel``.
+
+    :param operation: how the values of several keys combine (``operation``, ``max`` for an age)
+    """
 
     params: ListParams
+    operation: str
 
     @property
     def target(self) -> float:
@@ -85,24 +101,35 @@ class RedisTrigger(Trigger[AnyConnection, RedisList]):
         return self.resource.age is not None
 
     def metric_name(self) -> str:
-        return metric_name("redis", self.resource.key)
+        # KEDA's form for the listName as given, a glob's `*` included (an HPA metric name may
+        # hold anything but `/` and `%`, which the normalisation replaces)
+        return metric_name("redis", self.params.list_name)
 
     def resource_label(self) -> str:
         return f"{self.connection.label}/{self.resource.key}"
 
     def evaluate(self, measurement: Measurement) -> Evaluation:
+        if self.resource.many is None:
+            value = self._value(measurement)
+        else:
+            values = [self._value(key) for key in per_key(measurement)]
+            value = combine(values, self.operation)
         if self.resource.age is not None:
-            value = _fact(measurement, OLDEST_AGE)
             active = value > self.params.activation_value
         else:
-            value = measurement.value
-            if self.params.include_processing:
-                value += _fact(measurement, IN_FLIGHT)
             # KEDA: active iff length > activationListLength (strict)
             active = value > self.params.activation_list_length
         if self.params.active_while_in_flight and _fact(measurement, IN_FLIGHT) > 0:
             active = True
         return Evaluation(value, active)
+
+    def _value(self, measurement: Measurement) -> float:
+        """The age or the length of one key."""
+        if self.resource.age is not None:
+            return _fact(measurement, OLDEST_AGE)
+        if self.params.include_processing:
+            return measurement.value + _fact(measurement, IN_FLIGHT)
+        return measurement.value
 
 
 def _fact(measurement: Measurement, name: str) -> float:
@@ -145,9 +172,14 @@ def _age(params: ListParams, reading: Reading) -> AgeSpec | None:
     return AgeSpec(params.oldest_end, params.timestamp_field, params.timestamp_hash_key)
 
 
-def _processing(params: ListParams, reading: Reading) -> str | None:
+def _processing(params: ListParams, reading: Reading, many: bool) -> str | None:
     """The processing list, when one is named; its options (when true) need it."""
     name = params.processing_list_name
+    if many and reading.given("processingListName"):
+        reading.problem(
+            "processingListName names the processing list of one listName: it cannot be combined "
+            "with several keys (a comma list or useGlob)"
+        )
     if not reading.given("processingListName"):
         options = {
             "includeProcessing": params.include_processing,
@@ -166,8 +198,14 @@ def build(topology: str, params: ListParams, reading: Reading) -> RedisTrigger |
     """The trigger, after KEDA's cross-field rules and the modes'; None when a problem prevents
     it."""
     assert isinstance(params, EndpointParams)
+    assert isinstance(params, ManyParams)
     connection = build_connection(topology, params, reading)
-    resource = RedisList(params.list_name, _age(params, reading), _processing(params, reading))
-    if connection is None or reading.failed:
+    keys = key_set("listName", params.list_name, params, reading)
+    many = None if keys is None else keys[1]
+    age = _age(params, reading)
+    processing = _processing(params, reading, many is not None)
+    if connection is None or keys is None or reading.failed:
         return None
-    return RedisTrigger(connection=connection, resource=resource, params=params)
+    resource = RedisList(keys[0], age, processing, many)
+    combined = operation(params, reading, params.mode == OLDEST_AGE_MODE)
+    return RedisTrigger(connection=connection, resource=resource, params=params, operation=combined)
