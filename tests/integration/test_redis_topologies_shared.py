@@ -5,6 +5,7 @@ Cluster master per cycle), pushing activation when a list fills."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 import redis
@@ -130,3 +131,43 @@ async def test_cluster_watchers_batch_one_call_per_master_per_cycle(
     for readers in streams.values():
         for reader in readers:
             reader.cancel()
+
+
+async def test_sentinel_watchers_batch_one_call_on_the_master_per_cycle(
+    serve, sentinels: list[Address], sentinel_master_name: str
+) -> None:
+    host, port = sentinel_master(sentinels, sentinel_master_name)
+    master = redis.Redis(host=host, port=port)
+    keys = [f"kqs-sentinel-watched-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    running = await serve(watch_intervals=(("redis-sentinel", 0.025),), watch_max_requests=40.0)
+    streams = {
+        key: [
+            StreamReader(
+                running.stub.StreamIsActive(
+                    ref(_sentinel_trigger(sentinels, sentinel_master_name, key), name=f"so-{n}")
+                )
+            )
+            for n in range(3)
+        ]
+        for key in keys
+    }
+    try:
+        for readers in streams.values():
+            for reader in readers:
+                assert await reader.next() is False
+        assert len(running.app.hub) == 6  # one watcher per list, not per stream
+        assert running.app.hub.batches == 1  # one batch for the master
+        before = _script_calls(master.info("commandstats"))
+        await asyncio.sleep(1.0)
+        calls = _script_calls(master.info("commandstats")) - before
+        assert 10 <= calls <= 45, calls  # one call per cycle for all six lists
+        master.lpush(keys[2], "job")
+        for reader in streams[keys[2]]:
+            assert await reader.next() is True
+        for reader in streams[keys[0]]:
+            assert await reader.nothing_for(0.05)
+    finally:
+        for readers in streams.values():
+            for reader in readers:
+                reader.cancel()
+        master.delete(*keys)
