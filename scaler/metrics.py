@@ -18,7 +18,16 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Measurement
 
@@ -36,6 +45,14 @@ class ScalerMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry, max_resources: int = 1000) -> None:
+        # prometheus_client adds a `_created` series to every counter and histogram by default:
+        # twice the series for no query anyone writes (the switch is the library's, global)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        # the standard process, platform and garbage-collector series, on the injected registry
+        # (resident memory, CPU seconds, open file descriptors, GC collections)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
         self.registry = registry
         self._max_resources = max_resources
         self._resources: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -58,6 +75,14 @@ class ScalerMetrics:
             f"{_PREFIX}_backend_errors_total",
             "Failed broker reads by backend and reason "
             "(unavailable, timeout, auth, permission, not_found, unsupported, error, bug)",
+            ["backend", "reason"],
+            registry=registry,
+        )
+        self.metadata_errors = Counter(
+            f"{_PREFIX}_metadata_errors_total",
+            "Distinct metadata errors told to a ScaledObject (each logged once at WARNING), by "
+            "backend (unknown: a name no backend has) and reason of each problem (missing, "
+            "invalid, conflict, backend, profile, size, metric_name)",
             ["backend", "reason"],
             registry=registry,
         )
@@ -146,6 +171,10 @@ class ScalerMetrics:
         self.backend_duration.labels(backend, reason).observe(seconds)
         if reason not in ("ok", "cancelled"):  # cancelled: shutdown, not the broker's fault
             self.backend_errors.labels(backend, reason).inc()
+
+    def metadata_refused(self, backend: str, reason: str) -> None:
+        """One problem of a metadata error newly told to a ScaledObject (``scaler.refusals``)."""
+        self.metadata_errors.labels(backend, reason).inc()
 
     def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
         """A successful measurement (engine.Observer); keeps at most ``max_resources`` series."""

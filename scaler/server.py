@@ -43,9 +43,11 @@ from scaler.errors import (
     TargetNotFound,
     UnsupportedResource,
 )
+from scaler.metadata import BACKEND_KEY
 from scaler.metrics import ScalerMetrics
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.refusals import Refusals
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self._hub = hub
         self._metrics = metrics
         self._shutdown = shutdown
+        self._refusals = Refusals(engine.backends, metrics.metadata_refused)
 
     async def GetMetricSpec(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         def spec() -> pb.GetMetricSpecResponse:
@@ -199,6 +202,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             return await handler()
         except ScalerError as err:
             code = status_of(err)
+            self._refused(ref, err)
             await context.abort(code, str(err))
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -210,6 +214,12 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         finally:
             self._observe(method, ref, code, start)
 
+    def _refused(self, ref: pb.ScaledObjectRef, err: ScalerError) -> None:
+        """Bad metadata reaches the user: logged once per ScaledObject and error, counted."""
+        if isinstance(err, MetadataError):
+            backend = ref.scalerMetadata.get(BACKEND_KEY, "")
+            self._refusals.refused(ref.namespace, ref.name, backend, err)
+
     def _stream(self, method: str, ref: pb.ScaledObjectRef, context: Context) -> _StreamScope:
         return _StreamScope(self, method, ref, context)
 
@@ -218,7 +228,12 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     ) -> None:
         seconds = time.perf_counter() - start
         self._metrics.rpc(method, code.name, seconds)
-        if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+        # bad metadata is told once per ScaledObject by the refusals, not at every poll
+        if code in (
+            grpc.StatusCode.OK,
+            grpc.StatusCode.CANCELLED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ):
             level = logging.DEBUG
         elif code == grpc.StatusCode.INTERNAL:
             level = logging.ERROR
@@ -271,6 +286,7 @@ class _StreamScope:
                 return False
             if isinstance(err, ScalerError):
                 self._code = status_of(err)
+                servicer._refused(self._ref, err)
                 await self._context.abort(self._code, str(err))
             elif isinstance(err, asyncio.CancelledError | GeneratorExit):
                 self._code = grpc.StatusCode.CANCELLED
