@@ -110,6 +110,10 @@ def _validate_all(objects: list[dict[str, Any]]) -> None:
         assert doc["metadata"]["namespace"] in (NAMESPACE, "monitoring"), describe(doc)
         if doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, only(objects, "Service"))
+        elif doc["kind"] == "PrometheusRule":
+            # a custom resource of the Prometheus Operator: its rules are promtool-tested
+            # (test_alerts.py) and compared with the alerts file below
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1", describe(doc)
         else:
             assert not is_custom_resource(doc), describe(doc)
             validate_kubernetes(doc)
@@ -148,6 +152,7 @@ def test_all_toggles_render_is_valid(all_objects: list[dict[str, Any]]):
         "Deployment",
         "NetworkPolicy",
         "PodDisruptionBudget",
+        "PrometheusRule",
         "Service",
         "ServiceAccount",
         "ServiceMonitor",
@@ -160,6 +165,14 @@ def test_all_toggles_render_is_valid(all_objects: list[dict[str, Any]]):
     check_network_policy(only(all_objects, "NetworkPolicy"), deployment)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"].startswith("registry.example.com/keda-queue-scaler@sha256:")
+
+
+def test_the_prometheus_rule_carries_the_alerts_file(all_objects: list[dict[str, Any]]):
+    rule = only(all_objects, "PrometheusRule")
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts  # one file for the chart and the compose demo
+    assert rule["metadata"]["namespace"] == "monitoring"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
 def test_tls_and_profiles_are_mounted_secret_files(all_objects: list[dict[str, Any]]):
