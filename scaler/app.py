@@ -32,7 +32,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from scaler.backends import build_backends
 from scaler.backends.base import AnyBackend, Measurement
 from scaler.cache import Coalescer
-from scaler.engine import Engine, Observer
+from scaler.engine import Engine, Observer, Observers
 from scaler.errors import SettingsError
 from scaler.keys import ReadKey
 from scaler.metrics import ScalerMetrics
@@ -43,6 +43,8 @@ from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ExternalScalerServicer
 from scaler.settings import Settings
+from scaler.status import StatusBoard
+from scaler.status_page import WSGIApp, status_app
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,13 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
-def _start_metrics_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
-    httpd = make_server(
-        host, port, make_wsgi_app(registry), ThreadingWSGIServer, handler_class=_QuietHandler
-    )
+def _start_metrics_server(
+    host: str, port: int, registry: CollectorRegistry, status: StatusBoard | None
+) -> WSGIServer:
+    app: WSGIApp = make_wsgi_app(registry)
+    if status is not None:
+        app = status_app(status, app)
+    httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": _METRICS_POLL}, daemon=True
     )
@@ -216,7 +221,13 @@ class ScalerApp:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ScalerMetrics(self.registry, settings.max_resource_series)
-        self.engine = build_engine(settings, self.metrics, backends)
+        if backends is None:
+            backends = build_backends(settings.backend_timeout)
+        self.status = StatusBoard(set(backends)) if settings.status else None
+        observer: Observer = (
+            self.metrics if self.status is None else Observers(self.metrics, self.status)
+        )
+        self.engine = build_engine(settings, observer, backends)
         intervals = {
             name: watch_interval(settings, backend)
             for name, backend in self.engine.backends.items()
@@ -247,13 +258,20 @@ class ScalerApp:
     def servicer(self) -> ExternalScalerServicer:
         """The ``externalscaler`` servicer over this app's engine, watchers and metrics."""
         return ExternalScalerServicer(
-            self.engine, self.hub, self.metrics, self.shutdown, self.settings.max_streams
+            self.engine,
+            self.hub,
+            self.metrics,
+            self.shutdown,
+            self.settings.max_streams,
+            self.status,
         )
 
     async def start(self) -> None:
         """Bind both ports and start serving; health becomes SERVING."""
         s = self.settings
-        self._httpd = _start_metrics_server(s.bind_address, s.metrics_port, self.registry)
+        self._httpd = _start_metrics_server(
+            s.bind_address, s.metrics_port, self.registry, self.status
+        )
         self.metrics_port = self._httpd.server_port
         server = grpc.aio.server(options=GRPC_SERVER_OPTIONS)
         pb_grpc.add_ExternalScalerServicer_to_server(self.servicer(), server)

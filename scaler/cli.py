@@ -1,4 +1,5 @@
-"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``, ``version``."""
+"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``, ``status``,
+``version``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from scaler.backends import quiet_loggers
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
 from scaler.tools import check
+from scaler.tools import status as status_command
 from scaler.tools.simulate import command as simulate
 
 
@@ -35,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         help="drive a running scaler as KEDA and the HPA would; print the timeline",
     )
     simulate.add_arguments(simulator)
+    status = commands.add_parser(
+        "status",
+        help="print a running scaler's status page: its triggers, values, errors and resources",
+    )
+    status_command.add_arguments(status)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -45,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         sys.stdout.write(f"keda-queue-scaler {__version__}\n")
         return 0
+    if args.command == "status":
+        return status_command.run(args, sys.stdout, sys.stderr)
     if args.command == "simulate":
         logs.configure("text", "WARNING", quiet_loggers())
         return asyncio.run(simulate.run(args, environment(), sys.stdout))

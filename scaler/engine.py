@@ -68,6 +68,32 @@ class Observer(Protocol):
     def coalesced(self, result: str) -> None:
         """A measurement lookup was a ``hit``, a ``miss`` or ``shared`` (the coalescer's)."""
 
+    def failed(self, backend: str, resource: str, error: ScalerError) -> None:
+        """A read of ``resource`` failed (its own error, or its batch's)."""
+
+
+class Observers:
+    """Several observers as one: each receives every report, in order."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._observers = observers
+
+    def backend_read(self, backend: str, reason: str, seconds: float) -> None:
+        for observer in self._observers:
+            observer.backend_read(backend, reason, seconds)
+
+    def measured(self, backend: str, resource: str, measurement: Measurement) -> None:
+        for observer in self._observers:
+            observer.measured(backend, resource, measurement)
+
+    def coalesced(self, result: str) -> None:
+        for observer in self._observers:
+            observer.coalesced(result)
+
+    def failed(self, backend: str, resource: str, error: ScalerError) -> None:
+        for observer in self._observers:
+            observer.failed(backend, resource, error)
+
 
 class _NullObserver:
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
@@ -77,6 +103,9 @@ class _NullObserver:
         pass
 
     def coalesced(self, result: str) -> None:
+        pass
+
+    def failed(self, backend: str, resource: str, error: ScalerError) -> None:
         pass
 
 
@@ -250,6 +279,8 @@ class Engine:
                 first.key.connection, what, lambda client: client.measure_many(resources)
             )
         except ScalerError as err:
+            for parsed in by_key.values():
+                self._observer.failed(parsed.backend, parsed.trigger.resource_label(), err)
             return dict.fromkeys(by_key, err), len(by_key)
         results: dict[ReadKey, Measurement | ScalerError] = {}
         for key, parsed in by_key.items():
@@ -259,6 +290,7 @@ class Engine:
                 self.cache.put(key, measurement)
                 results[key] = measurement
             elif isinstance(outcome, ScalerError):
+                self._observer.failed(parsed.backend, parsed.trigger.resource_label(), outcome)
                 results[key] = outcome
             else:
                 log.error("batch read of %s failed: %r", parsed.trigger.resource_label(), outcome)
@@ -267,11 +299,14 @@ class Engine:
 
     async def _read(self, parsed: Parsed) -> Measurement:
         resource = parsed.key.resource
-        measurement = await self._attempt(
-            parsed.key.connection,
-            parsed.trigger.resource_label(),
-            lambda client: client.measure(resource),
-        )
+        label = parsed.trigger.resource_label()
+        try:
+            measurement = await self._attempt(
+                parsed.key.connection, label, lambda client: client.measure(resource)
+            )
+        except ScalerError as err:
+            self._observer.failed(parsed.backend, label, err)
+            raise
         return await self._accept(parsed, measurement)
 
     async def _attempt(

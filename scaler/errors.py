@@ -17,7 +17,8 @@
         ├── TargetNotFound           the queue, topic or group does not exist
         └── UnsupportedResource      the resource exists but cannot be measured (e.g. a string key)
 
-Only ``scaler.server`` turns these into gRPC status codes; everything below it raises them.
+Only ``scaler.server`` turns these into gRPC status codes (``scaler.rpc.status_of``); everything
+below it raises them.
 An exception that is not a ``ScalerError`` is a bug and becomes INTERNAL with a traceback;
 :class:`InternalError` is that bug once caught and logged where it happened (a watcher's batch),
 so that the subscribers who receive it see a plain message.

@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from scaler.backends.base import IN_FLIGHT, OLDEST_AGE, Measurement
+from scaler.errors import ScalerError
 
 _PREFIX = "keda_queue_scaler"
 # RPCs are sub-millisecond when coalesced and bounded by the backend timeout otherwise.
@@ -171,6 +172,9 @@ class ScalerMetrics:
         self.backend_duration.labels(backend, reason).observe(seconds)
         if reason not in ("ok", "cancelled"):  # cancelled: shutdown, not the broker's fault
             self.backend_errors.labels(backend, reason).inc()
+
+    def failed(self, backend: str, resource: str, error: ScalerError) -> None:
+        """A failed read (engine.Observer): counted by ``backend_read`` already."""
 
     def metadata_refused(self, backend: str, reason: str) -> None:
         """One problem of a metadata error newly told to a ScaledObject (``scaler.refusals``)."""

@@ -25,58 +25,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any
 
 import grpc
 
+from scaler.backends.base import Evaluation
 from scaler.engine import Engine, Parsed
 from scaler.errors import (
-    BackendAuthError,
-    BackendPermissionDenied,
-    BackendTimeout,
     MetadataError,
     Overloaded,
     ScalerError,
-    TargetNotFound,
-    UnsupportedResource,
 )
 from scaler.metadata import BACKEND_KEY
 from scaler.metrics import ScalerMetrics
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.refusals import Refusals
+from scaler.rpc import (
+    Context,
+    R,
+    budget,
+    check_metric_name,
+    ident,
+    log_context,
+    spec_response,
+    status_of,
+    sync,
+)
+from scaler.status import StatusBoard
 from scaler.watch import WatchHub
 
 log = logging.getLogger(__name__)
-
-R = TypeVar("R")
-Context = grpc.aio.ServicerContext[Any, Any]
-
-#: time kept back from the caller's deadline to send the answer
-_REPLY_MARGIN: Final = 0.02
-# KEDA < 2.7 sent the metric name with its trigger prefix (keda#2640)
-_TRIGGER_PREFIX: Final = re.compile(r"s[0-9]+-")
-
-_STATUS: Final[tuple[tuple[type[ScalerError], grpc.StatusCode], ...]] = (
-    (MetadataError, grpc.StatusCode.INVALID_ARGUMENT),
-    (TargetNotFound, grpc.StatusCode.NOT_FOUND),
-    (BackendTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (BackendAuthError, grpc.StatusCode.UNAUTHENTICATED),
-    (BackendPermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (UnsupportedResource, grpc.StatusCode.FAILED_PRECONDITION),
-    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-)
-
-
-def status_of(err: ScalerError) -> grpc.StatusCode:
-    """The gRPC status for a deliberate error; broker failures default to UNAVAILABLE."""
-    for kind, code in _STATUS:
-        if isinstance(err, kind):
-            return code
-    return grpc.StatusCode.UNAVAILABLE
 
 
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
@@ -87,6 +68,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     :param metrics: RPC, stream and push metrics
     :param shutdown: set when the service stops; open streams then end with status OK
     :param max_streams: open streams (both kinds) beyond which a new one is RESOURCE_EXHAUSTED
+    :param status: where calls, values and errors are kept for the status page (None: off)
     """
 
     def __init__(
@@ -96,8 +78,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         metrics: ScalerMetrics,
         shutdown: asyncio.Event,
         max_streams: int = 10_000,
+        status: StatusBoard | None = None,
     ) -> None:
         self._max_streams = max_streams
+        self._status = status
         self.open_streams = 0
         self._engine = engine
         self._hub = hub
@@ -107,17 +91,18 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     async def GetMetricSpec(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         def spec() -> pb.GetMetricSpecResponse:
-            return _spec_response(self._parse(request))
+            return spec_response(self._parse(request))
 
-        return await self._call("GetMetricSpec", request, context, _sync(spec))
+        return await self._call("GetMetricSpec", request, context, sync(spec))
 
     async def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> Any:
         ref = request.scaledObjectRef
 
         async def metrics() -> pb.GetMetricsResponse:
             parsed = self._parse(ref)
-            _check_metric_name(request.metricName, parsed.metric_name)
-            evaluation = await self._engine.evaluate(parsed, budget=_budget(context))
+            check_metric_name(request.metricName, parsed.metric_name)
+            evaluation = await self._engine.evaluate(parsed, budget=budget(context))
+            self._evaluated(ref, parsed, evaluation)
             return pb.GetMetricsResponse(
                 metricValues=[
                     pb.MetricValue(
@@ -133,7 +118,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     async def IsActive(self, request: pb.ScaledObjectRef, context: Context) -> Any:
         async def active() -> pb.IsActiveResponse:
             parsed = self._parse(request)
-            evaluation = await self._engine.evaluate(parsed, budget=_budget(context))
+            evaluation = await self._engine.evaluate(parsed, budget=budget(context))
+            self._evaluated(request, parsed, evaluation)
             return pb.IsActiveResponse(result=evaluation.active)
 
         return await self._call("IsActive", request, context, active)
@@ -161,11 +147,13 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                             level,
                             "stream open, resource unreadable, nothing sent: %s",
                             item,
-                            extra=_extra(request, method, parsed),
+                            extra=log_context(request, method, parsed),
                         )
                         continue
                     failing = False
-                    active = self._engine.assess(parsed, item).active
+                    evaluation = self._engine.assess(parsed, item)
+                    self._evaluated(request, parsed, evaluation)
+                    active = evaluation.active
                     if last is None or (active and not last):
                         self._metrics.pushed(
                             parsed.backend, "initial" if last is None else "activation"
@@ -182,12 +170,27 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         stream (KEDA reopens streams on every ScaledObject change).
         """
         async with self._stream("StreamMetricSpec", request, context) as parsed:
-            yield _spec_response(parsed)
+            yield spec_response(parsed)
             await self._shutdown.wait()
 
     def _parse(self, ref: pb.ScaledObjectRef) -> Parsed:
         # the deterministic serialization is made in C: a cheap memo key for the metadata
-        return self._engine.parse(ref.scalerMetadata, ref.SerializeToString(deterministic=True))
+        memo = ref.SerializeToString(deterministic=True)
+        parsed = self._engine.parse(ref.scalerMetadata, memo)
+        if self._status is not None:
+            trigger = parsed.trigger
+            self._status.parsed(
+                (ref.namespace, ref.name, hash(memo)),
+                parsed.backend,
+                trigger.resource_label(),
+                parsed.metric_name,
+                trigger.target,
+            )
+        return parsed
+
+    def _evaluated(self, ref: pb.ScaledObjectRef, parsed: Parsed, evaluation: Evaluation) -> None:
+        if self._status is not None:
+            self._status.evaluated(ident(ref), parsed.backend, evaluation)
 
     async def _call(
         self,
@@ -198,21 +201,23 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     ) -> R:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        message = ""
         try:
             return await handler()
         except ScalerError as err:
-            code = status_of(err)
+            code, message = status_of(err), str(err)
             self._refused(ref, err)
-            await context.abort(code, str(err))
+            await context.abort(code, message)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
         except Exception:
             code = grpc.StatusCode.INTERNAL
-            log.exception("bug in %s", method, extra=_extra(ref, method))
-            await context.abort(code, f"internal error in {method}; see the scaler's log")
+            log.exception("bug in %s", method, extra=log_context(ref, method))
+            message = f"internal error in {method}; see the scaler's log"
+            await context.abort(code, message)
         finally:
-            self._observe(method, ref, code, start)
+            self._observe(method, ref, code, start, message)
 
     def _refused(self, ref: pb.ScaledObjectRef, err: ScalerError) -> None:
         """Bad metadata reaches the user: logged once per ScaledObject and error, counted."""
@@ -224,10 +229,19 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         return _StreamScope(self, method, ref, context)
 
     def _observe(
-        self, method: str, ref: pb.ScaledObjectRef, code: grpc.StatusCode, start: float
+        self,
+        method: str,
+        ref: pb.ScaledObjectRef,
+        code: grpc.StatusCode,
+        start: float,
+        message: str = "",
     ) -> None:
         seconds = time.perf_counter() - start
         self._metrics.rpc(method, code.name, seconds)
+        if self._status is not None and code != grpc.StatusCode.CANCELLED:
+            failed = None if code == grpc.StatusCode.OK else (code.name, message)
+            backend = ref.scalerMetadata.get(BACKEND_KEY, "")
+            self._status.call(ident(ref), backend, method, failed)
         # bad metadata is told once per ScaledObject by the refusals, not at every poll
         if code in (
             grpc.StatusCode.OK,
@@ -240,7 +254,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         else:
             level = logging.WARNING
         if log.isEnabledFor(level):
-            extra = _extra(ref, method)
+            extra = log_context(ref, method)
             extra.update(code=code.name, duration_ms=round(seconds * 1000, 3))
             log.log(level, "%s %s", method, code.name, extra=extra)
 
@@ -261,6 +275,8 @@ class _StreamScope:
         self._context = context
         self._start = time.perf_counter()
         self._code = grpc.StatusCode.OK
+        self._message = ""
+        self._counted: str | None = None  # the backend, once counted on the status board
 
     async def __aenter__(self) -> Parsed:
         servicer = self._servicer
@@ -272,7 +288,11 @@ class _StreamScope:
                     f"{servicer._max_streams} streams are open, the most this scaler accepts "
                     "(--max-streams); KEDA will retry"
                 )
-            return servicer._parse(self._ref)
+            parsed = servicer._parse(self._ref)
+            if servicer._status is not None:
+                self._counted = parsed.backend
+                servicer._status.stream(ident(self._ref), parsed.backend, +1)
+            return parsed
         except ScalerError as err:
             await self.__aexit__(type(err), err, None)
             raise
@@ -285,15 +305,18 @@ class _StreamScope:
             if err is None:
                 return False
             if isinstance(err, ScalerError):
-                self._code = status_of(err)
+                self._code, self._message = status_of(err), str(err)
                 servicer._refused(self._ref, err)
-                await self._context.abort(self._code, str(err))
+                await self._context.abort(self._code, self._message)
             elif isinstance(err, asyncio.CancelledError | GeneratorExit):
                 self._code = grpc.StatusCode.CANCELLED
             elif isinstance(err, Exception) and not isinstance(err, grpc.aio.AbortError):
                 self._code = grpc.StatusCode.INTERNAL
                 log.error(
-                    "bug in %s", self._method, exc_info=err, extra=_extra(self._ref, self._method)
+                    "bug in %s",
+                    self._method,
+                    exc_info=err,
+                    extra=log_context(self._ref, self._method),
                 )
                 await self._context.abort(
                     self._code, f"internal error in {self._method}; see the scaler's log"
@@ -304,57 +327,6 @@ class _StreamScope:
                 self._done = True
                 servicer.open_streams -= 1
                 servicer._metrics.stream_closed(self._method)
-                servicer._observe(self._method, self._ref, self._code, self._start)
-
-
-def _sync(fn: Callable[[], R]) -> Callable[[], Awaitable[R]]:
-    async def run() -> R:
-        return fn()
-
-    return run
-
-
-def _spec_response(parsed: Parsed) -> pb.GetMetricSpecResponse:
-    return pb.GetMetricSpecResponse(
-        metricSpecs=[
-            pb.MetricSpec(
-                metricName=parsed.metric_name,
-                targetSize=math.ceil(parsed.target),
-                targetSizeFloat=parsed.target,
-            )
-        ]
-    )
-
-
-def _check_metric_name(requested: str, ours: str) -> None:
-    if requested == ours:
-        return  # KEDA's poll loop sends the name as GetMetricSpec returned it
-    # the HPA may ask in lower case (keda#4954), and KEDA < 2.7 with the `sN-` prefix
-    name = requested.strip().casefold()
-    if not name or name == ours.casefold():
-        return
-    prefix = _TRIGGER_PREFIX.match(name)
-    if prefix is not None and name[prefix.end() :] == ours.casefold():
-        return
-    raise MetadataError(
-        [
-            f"metricName: {requested!r} is not served by this trigger "
-            f"(GetMetricSpec returns {ours!r})"
-        ]
-    )
-
-
-def _budget(context: Context) -> float | None:
-    # grpc.aio answers None when the caller set no deadline (KEDA's polling loop sets none)
-    remaining: float | None = context.time_remaining()
-    if remaining is None:
-        return None
-    return max(remaining - _REPLY_MARGIN, 0.0)
-
-
-def _extra(ref: pb.ScaledObjectRef, method: str, parsed: Parsed | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"scaled_object": f"{ref.namespace}/{ref.name}", "rpc": method}
-    backend = parsed.backend if parsed is not None else ref.scalerMetadata.get("backend")
-    if backend:
-        extra["backend"] = backend[:32]
-    return extra
+                if servicer._status is not None and self._counted is not None:
+                    servicer._status.stream(ident(self._ref), self._counted, -1)
+                servicer._observe(self._method, self._ref, self._code, self._start, self._message)

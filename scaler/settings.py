@@ -167,6 +167,12 @@ class Settings:
     max_streams: int = _setting(
         10_000, _count, "open streams beyond which a new one is refused with `RESOURCE_EXHAUSTED`"
     )
+    status: bool = _setting(
+        True,
+        _boolean,
+        "serve the status page (`/status`, `/status.json`) on the metrics port: the triggers that "
+        "called in the last hour, their values and errors, and the shared resources",
+    )
     naive: bool = _setting(
         False,
         _boolean,

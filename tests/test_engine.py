@@ -9,7 +9,13 @@ import pytest
 from scaler.app import build_engine
 from scaler.backends.base import Measurement
 from scaler.engine import MAX_METADATA_BYTES, MAX_METADATA_KEYS, Engine
-from scaler.errors import BackendAuthError, BackendTimeout, BackendUnavailable, MetadataError
+from scaler.errors import (
+    BackendAuthError,
+    BackendTimeout,
+    BackendUnavailable,
+    MetadataError,
+    ScalerError,
+)
 from scaler.pool import REBUILD_AFTER
 from scaler.settings import Settings
 from tests.fakes import FakeBackend, FakeClient
@@ -21,6 +27,7 @@ class Recorder:
     def __init__(self) -> None:
         self.reads: list[tuple[str, str]] = []
         self.values: list[tuple[str, str, float]] = []
+        self.failures: list[tuple[str, str, str]] = []
 
     def backend_read(self, backend: str, reason: str, seconds: float) -> None:
         self.reads.append((backend, reason))
@@ -30,6 +37,9 @@ class Recorder:
 
     def coalesced(self, result: str) -> None:
         pass
+
+    def failed(self, backend: str, resource: str, error: ScalerError) -> None:
+        self.failures.append((backend, resource, type(error).__name__))
 
 
 def make_engine(
@@ -118,6 +128,10 @@ async def test_persistent_outage_fails_after_one_retry() -> None:
     assert fake.reads["q"] == 2  # the read and the one retry
     assert recorder.reads == [("fake", "unavailable")]
     assert recorder.values == []
+    # the resource's failure is reported once, with the resource (the status page's errors)
+    [(backend, resource, error)] = recorder.failures
+    assert (backend, error) == ("fake", "BackendUnavailable")
+    assert resource == engine.parse(META).trigger.resource_label()
 
 
 async def test_other_errors_are_not_retried() -> None:
@@ -139,6 +153,7 @@ async def test_slow_backend_is_a_timeout_reported_to_the_observer() -> None:
         await engine.measure(engine.parse(META))
     await engine.aclose()
     assert recorder.reads == [("fake", "timeout")]
+    assert [error for _, _, error in recorder.failures] == ["BackendTimeout"]
 
 
 async def test_caller_budget_shorter_than_backend_timeout_does_not_cut_others_short() -> None:

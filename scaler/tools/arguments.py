@@ -1,7 +1,7 @@
 """The ``argparse`` value types of the tools' options, with messages that quote the bad value.
 
 This module owns turning an option's text into a number and refusing what the option cannot
-take; ``check`` and ``simulate`` pass these functions as ``type=``.
+take; ``check``, ``simulate`` and ``status`` pass these functions as ``type=``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import argparse
 import math
 from collections.abc import Callable
 from typing import TypeVar
+
+from scaler.values import host_port
 
 _Number = TypeVar("_Number", int, float)
 
@@ -34,6 +36,13 @@ def non_negative_number(text: str) -> float:
 def non_negative_integer(text: str) -> int:
     """An integer, 0 or more."""
     return _parse(text, int, "an integer", _non_negative, "0 or more")
+
+
+def address(text: str) -> str:
+    """``HOST:PORT`` (``[v6]:port``), as given, or an error quoting it."""
+    if host_port(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return text.strip()
 
 
 def _positive(value: float) -> bool:
