@@ -20,8 +20,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _STYLE: Final = (
     "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1.5em}"
-    "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
-    "tr.broken td{background:#fde2e2}th{background:#eee}.num{text-align:right}"
+    "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top;"
+    "max-width:28em;overflow-wrap:anywhere}"
+    "tr.broken td{background:#fde2e2}th{background:#eee;white-space:nowrap}"
 )
 _TRIGGER_COLUMNS: Final = (
     "Namespace",
