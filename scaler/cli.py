@@ -1,4 +1,5 @@
-"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``, ``version``."""
+"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``,
+``migrate MANIFEST``, ``version``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from scaler.app import ScalerApp, build_engine
 from scaler.backends import quiet_loggers
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
-from scaler.tools import check
+from scaler.tools import check, migrate
 from scaler.tools.simulate import command as simulate
 
 
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         help="drive a running scaler as KEDA and the HPA would; print the timeline",
     )
     simulate.add_arguments(simulator)
+    migrator = commands.add_parser(
+        "migrate",
+        help="rewrite KEDA's built-in redis, kafka and rabbitmq triggers as this scaler's "
+        "external triggers",
+    )
+    migrate.add_arguments(migrator)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -45,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         sys.stdout.write(f"keda-queue-scaler {__version__}\n")
         return 0
+    if args.command == "migrate":
+        return migrate.run(args, sys.stdin, sys.stdout, sys.stderr)
     if args.command == "simulate":
         logs.configure("text", "WARNING", quiet_loggers())
         return asyncio.run(simulate.run(args, environment(), sys.stdout))
