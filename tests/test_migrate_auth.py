@@ -348,3 +348,31 @@ def test_profiles_needed_without_profiles_out(tmp_path: Path) -> None:
     (problem,) = report["problems"]
     assert "rerun with --profiles-out FILE" in problem
     assert report["triggers"][0]["status"] == "converted"
+
+
+def test_what_the_scaler_would_refuse_beside_a_profile_needs_a_human(tmp_path: Path) -> None:
+    # the backend parses the metadata with the profile's literal keys; what only the Secret
+    # holds is not known, so nothing about username or password is held against it
+    auth = """\
+    apiVersion: keda.sh/v1alpha1
+    kind: TriggerAuthentication
+    metadata: {name: rabbit, namespace: shop}
+    spec:
+      secretTargetRef:
+        - {parameter: username, name: rabbit, key: user}
+        - {parameter: password, name: rabbit, key: password}
+    """
+    trigger = """\
+    - type: rabbitmq
+      metadata: {host: "http://rabbit:15672/", queueName: tasks, value: "5"}
+      authenticationRef: {name: rabbit}
+    """
+    problems, _ = needs_human(tmp_path, manifest(trigger, documents=(auth,)))
+    assert problems == (
+        "the scaler would refuse the metadata: rabbitmq: missing required parameter mode "
+        "(value is set)"
+    )
+
+    fine = trigger.replace('value: "5"', 'mode: QueueLength, value: "5"')
+    path = write(tmp_path, manifest(fine, documents=(auth,)))
+    assert run(str(path), "--profiles-out", str(tmp_path / "p.yaml"))[0] == 0
