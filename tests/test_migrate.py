@@ -579,3 +579,51 @@ def test_what_the_scaler_would_refuse_needs_a_human(tmp_path: Path) -> None:
     assert cluster["status"] == "converted"
     assert "databaseIndex" not in triggers(output)[1]["metadata"]
     assert triggers(output)[0] == triggers(text)[0]  # left exactly as it was
+
+
+# -- the docs' example ------------------------------------------------------------------------------
+
+DOCS_HEAD = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: jobs-consumer
+  namespace: work
+"""
+
+DOCS_AUTHENTICATIONS = """\
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {name: redis-auth, namespace: work}
+spec:
+  secretTargetRef:
+    - {parameter: password, name: redis, key: redis-password}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {name: kafka-auth, namespace: work}
+spec:
+  env:
+    - {parameter: username, name: KAFKA_USER}
+    - {parameter: password, name: KAFKA_PASSWORD}
+"""
+
+
+def test_the_docs_example_is_what_migrate_writes(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "tools.md").read_text("utf-8")
+    section = page.split("## migrate: ", 1)[1]
+    blocks = [b.split("```", 1)[0] for b in section.split("```yaml\n")[1:4]]
+    before, after, stub = blocks
+    source = write(tmp_path, DOCS_HEAD + before + DOCS_AUTHENTICATIONS)
+    stub_path = tmp_path / "profiles.yaml"
+
+    status, output, err = run(str(source), "--profiles-out", str(stub_path))
+
+    assert status == 0, err
+    assert output == DOCS_HEAD + after + DOCS_AUTHENTICATIONS
+    assert stub_path.read_text(encoding="utf-8").endswith(stub)
+    report = section.split("```text\n", 1)[1].split("```", 1)[0]
+    shown = [line for line in report.splitlines() if line.strip() != "..."]
+    err = err.replace(str(stub_path), "profiles.yaml")
+    assert all(line in err.splitlines() for line in shown)
