@@ -627,3 +627,21 @@ def test_the_docs_example_is_what_migrate_writes(tmp_path: Path) -> None:
     shown = [line for line in report.splitlines() if line.strip() != "..."]
     err = err.replace(str(stub_path), "profiles.yaml")
     assert all(line in err.splitlines() for line in shown)
+
+
+def test_a_trigger_shared_through_a_yaml_alias_needs_a_human(tmp_path: Path) -> None:
+    text = one(
+        """\
+        - type: redis
+          metadata: &shared {address: "r:6379", listName: jobs}
+        - type: redis
+          metadata: *shared
+        """
+    )
+
+    status, output, report = run_json(str(write(tmp_path, text)))
+
+    assert status == 1
+    assert [t["status"] for t in report["triggers"]] == ["needs-human", "needs-human"]
+    assert "YAML alias" in report["triggers"][0]["problems"][0]
+    assert output == text

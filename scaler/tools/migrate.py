@@ -145,14 +145,13 @@ def migrate(documents: list[Document], options: Options) -> Report:
     numbered = [(n, d) for n, d in enumerate((d for d in documents if d.data is not None), 1)]
     inventory = Inventory.of(obj for _, d in numbered for obj in objects(d.data))
     rewriter = Rewriter(options, inventory)
+    scaled = [(n, d, obj) for n, d in numbered for obj in objects(d.data) if is_scaled(obj)]
+    rewriter.share([obj for _, _, obj in scaled])
     report = Report()
-    for number, document in numbered:
-        for obj in objects(document.data):
-            if not is_scaled(obj):
-                continue
-            findings, changed = rewriter.scaled(number, obj)
-            report.findings.extend(findings)
-            document.changed = document.changed or changed
+    for number, document, obj in scaled:
+        findings, changed = rewriter.scaled(number, obj)
+        report.findings.extend(findings)
+        document.changed = document.changed or changed
     report.profiles = list(rewriter.profiles.values())
     return report
 

@@ -96,6 +96,19 @@ class Rewriter:
         self._classes = {cls.name: cls for cls in backends}
         self.profiles: dict[str, ProfileStub] = {}
         self._identities: dict[tuple[Any, ...], str] = {}
+        #: triggers and metadata mappings that YAML aliases make one object in several places
+        self._shared: set[int] = set()
+
+    def share(self, resources: list[CommentedMap]) -> None:
+        """Note the triggers and metadata mappings that appear more than once among
+        ``resources`` (``&anchor`` and ``*alias``): rewriting one would rewrite the others."""
+        seen: set[int] = set()
+        for resource in resources:
+            for trigger in resource["spec"]["triggers"]:
+                for node in (trigger, _get(trigger, "metadata")):
+                    if isinstance(node, Mapping):
+                        self._shared.update({id(node)} & seen)
+                        seen.add(id(node))
 
     def scaled(self, document: int, resource: CommentedMap) -> tuple[list[Finding], bool]:
         """Rewrite every built-in trigger of one ScaledObject/ScaledJob; (findings, changed)."""
@@ -125,6 +138,11 @@ class Rewriter:
             return False
         raw = trigger.get("metadata")
         work = TriggerWork(cls, finding, {str(k): str(v) for k, v in (raw or {}).items()})
+        if {id(trigger), id(raw)} & self._shared:
+            finding.problems.append(
+                "the trigger or its metadata is shared with another trigger through a YAML "
+                "alias, and rewriting one would rewrite both: write each out in full"
+            )
         self._header(work)
         rules.tls(work)
         rules.names(work)
