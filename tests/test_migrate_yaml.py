@@ -73,3 +73,17 @@ def test_scalar_quotes_what_yaml_would_read_otherwise() -> None:
     assert type(scalar("enable")) is str
     for value in ("true", "on", "5", "1:30", "a: b", "#x", ""):
         assert type(scalar(value)) is not str, value
+
+
+def test_a_duplicate_key_is_an_error_that_quotes_no_value() -> None:
+    with pytest.raises(ManifestError) as caught:
+        split("a: 1\npassword: hunter2\npassword: hunter3\n")
+    (problem,) = caught.value.problems
+    assert problem == "invalid YAML: a key is given twice at line 3, column 1"
+
+
+def test_a_changed_document_keeps_crlf_line_endings() -> None:
+    document = split("a: 1\r\nb: 2\r\n")[0]
+    document.data["c"] = 3
+    document.changed = True
+    assert render(document) == "a: 1\r\nb: 2\r\nc: 3\r\n"

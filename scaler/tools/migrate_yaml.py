@@ -27,6 +27,7 @@ from typing import Any, Final
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
@@ -106,6 +107,8 @@ def _parse(chunk: str, first_line: int) -> Any:
     except MarkedYAMLError as err:
         mark = err.problem_mark
         problem = err.problem or err.context or "syntax error"
+        if isinstance(err, DuplicateKeyError):
+            problem = "a key is given twice"  # ruamel.yaml's message quotes both values
         where = f" at line {first_line + mark.line}, column {mark.column + 1}" if mark else ""
         raise ManifestError([f"invalid YAML: {problem}{where}"]) from None
     except YAMLError as err:
@@ -128,6 +131,8 @@ def render(document: Document) -> str:
     ending = [s for s in body.splitlines() if s.strip()]
     if ending and ending[-1].rstrip() == "..." and not text.rstrip().endswith("..."):
         text += "...\n"
+    if "\r\n" in body:  # the file's line endings, not the dumper's
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     return marker + text
 
 
