@@ -376,3 +376,15 @@ def test_what_the_scaler_would_refuse_beside_a_profile_needs_a_human(tmp_path: P
     fine = trigger.replace('value: "5"', 'mode: QueueLength, value: "5"')
     path = write(tmp_path, manifest(fine, documents=(auth,)))
     assert run(str(path), "--profiles-out", str(tmp_path / "p.yaml"))[0] == 0
+
+
+def test_an_existing_profiles_file_is_never_overwritten(tmp_path: Path) -> None:
+    stub_path = tmp_path / "profiles.yaml"
+    stub_path.write_text("connections: {filled: {backend: redis, password: real}}\n")
+    path = write(tmp_path, manifest(REDIS_TRIGGER, documents=(REDIS_SECRET_AUTH,)))
+
+    status, output, err = run(str(path), "--profiles-out", str(stub_path))
+
+    assert (status, output) == (2, "")
+    assert "never overwrites a profiles file" in err
+    assert "real" in stub_path.read_text(encoding="utf-8")

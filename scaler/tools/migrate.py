@@ -3,9 +3,10 @@
 This module owns the ``migrate`` subcommand: its arguments, reading the manifest, running the
 rewrite over every document, checking that the result still reads as a manifest, and writing
 the manifest, the profile stub and the report. What a trigger becomes is
-:mod:`.migrate_rewrite`'s; TriggerAuthentications are :mod:`.migrate_auth`'s; the text is
-:mod:`.migrate_yaml`'s (ruamel.yaml round-trip: comments, key order and quotes kept, documents
-without a built-in trigger written back byte for byte); the report is :mod:`.migrate_report`'s.
+:mod:`.migrate_rewrite`'s (its per-trigger rules :mod:`.migrate_rules`'); TriggerAuthentications
+are :mod:`.migrate_auth`'s; the text is :mod:`.migrate_yaml`'s (ruamel.yaml round-trip:
+comments, key order and quotes kept, documents without a built-in trigger written back byte for
+byte); the report and the stub are :mod:`.migrate_report`'s.
 
 What is rewritten
     The ``redis``, ``redis-cluster``, ``redis-sentinel``, ``redis-streams``,
@@ -99,6 +100,12 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
     """
     if args.in_place and args.file == "-":
         stderr.write("migrate: --in-place needs a file, not '-' (stdin)\n")
+        return EXIT_BAD_INPUT
+    if args.profiles_out and Path(args.profiles_out).exists():
+        stderr.write(
+            f"migrate: {args.profiles_out} exists: migrate never overwrites a profiles file (it "
+            "may hold filled-in credentials); remove it or name another\n"
+        )
         return EXIT_BAD_INPUT
     try:
         text = _read(args.file, stdin)
