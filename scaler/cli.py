@@ -1,5 +1,5 @@
-"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``, ``status``,
-``version``."""
+"""The ``keda-queue-scaler`` command: ``serve``, ``check FILE``, ``simulate FILE``,
+``migrate MANIFEST``, ``status``, ``version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scaler.app import ScalerApp, build_engine
 from scaler.backends import quiet_loggers
 from scaler.errors import SettingsError
 from scaler.settings import Settings, environment
-from scaler.tools import check
+from scaler.tools import check, migrate
 from scaler.tools import status as status_command
 from scaler.tools.simulate import command as simulate
 
@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print a running scaler's status page: its triggers, values, errors and resources",
     )
     status_command.add_arguments(status)
+    migrator = commands.add_parser(
+        "migrate",
+        help="rewrite KEDA's built-in redis, kafka and rabbitmq triggers as this scaler's "
+        "external triggers",
+    )
+    migrate.add_arguments(migrator)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -54,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return status_command.run(args, sys.stdout, sys.stderr)
+    if args.command == "migrate":
+        return migrate.run(args, sys.stdin, sys.stdout, sys.stderr)
     if args.command == "simulate":
         logs.configure("text", "WARNING", quiet_loggers())
         return asyncio.run(simulate.run(args, environment(), sys.stdout))

@@ -1,7 +1,8 @@
 """The ``argparse`` value types of the tools' options, with messages that quote the bad value.
 
-This module owns turning an option's text into a number and refusing what the option cannot
-take; ``check``, ``simulate`` and ``status`` pass these functions as ``type=``.
+This module owns turning an option's text into a number (or an address) and refusing what the
+option cannot take; ``check``, ``simulate``, ``status`` and ``migrate`` pass these functions as
+``type=``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import argparse
 import math
 from collections.abc import Callable
 from typing import TypeVar
-
-from scaler.values import host_port
 
 _Number = TypeVar("_Number", int, float)
 
@@ -36,13 +35,6 @@ def non_negative_number(text: str) -> float:
 def non_negative_integer(text: str) -> int:
     """An integer, 0 or more."""
     return _parse(text, int, "an integer", _non_negative, "0 or more")
-
-
-def address(text: str) -> str:
-    """``HOST:PORT`` (``[v6]:port``), as given, or an error quoting it."""
-    if host_port(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    return text.strip()
 
 
 def _positive(value: float) -> bool:
@@ -72,3 +64,15 @@ def _parse(
     if not accepted(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
     return value
+
+
+def host_and_port(text: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6), a port from 1 to 65535; returned as given."""
+    host, colon, port = text.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    unbracketed = ":" in bare and bare == host
+    if not colon or not bare or unbracketed or any(c.isspace() for c in text) or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be from 1 to 65535")
+    return text

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
-from scaler.tools.arguments import address, positive_seconds
+from scaler.tools.arguments import host_and_port, positive_seconds
 
 #: the metrics port a scaler serves by default (``--metrics-port``)
 DEFAULT_ADDRESS: Final = "127.0.0.1:8080"
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``status`` command's options."""
     parser.add_argument(
         "--address",
-        type=address,
+        type=host_and_port,
         default=DEFAULT_ADDRESS,
         help=f"HOST:PORT of the scaler's metrics port (default {DEFAULT_ADDRESS}; "
         "kubectl port-forward svc/keda-queue-scaler 8080)",
