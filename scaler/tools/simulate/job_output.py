@@ -8,6 +8,7 @@ the :class:`~.jobs.JobRow` objects and the jobs of the :class:`~.jobs.JobModel`.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -137,7 +138,7 @@ def write_job_plot(
     values_axis.set_xlabel("simulated time (s)")
     values_axis.set_ylabel("metric value")
     jobs_axis.set_ylabel("jobs")
-    values_axis.set_title(title, fontsize=9)
+    values_axis.set_title("\n".join(textwrap.wrap(title, 150)), fontsize=9)
     handles, labels = values_axis.get_legend_handles_labels()
     more_handles, more_labels = jobs_axis.get_legend_handles_labels()
     values_axis.legend(handles + more_handles, labels + more_labels, loc="upper right", fontsize=8)
