@@ -1,4 +1,5 @@
-"""``keda-queue-scaler simulate MANIFEST``: drive a running scaler as KEDA and the HPA would.
+"""``keda-queue-scaler simulate MANIFEST``: drive a running scaler as KEDA and the HPA would
+(or, for a ScaledJob, as KEDA's job loop would).
 
 This package owns the ``simulate`` subcommand, in parts that do not mix:
 
@@ -14,7 +15,13 @@ This package owns the ``simulate`` subcommand, in parts that do not mix:
   :mod:`scaler.tools.remote`, on a real clock compressed by ``--speed``, making the calls KEDA
   makes, and following ``StreamIsActive`` for ``external-push`` triggers;
 * **the output** (:mod:`.output`): the table, ``--json`` rows and the ``--plot`` chart;
-* **the command** (:mod:`.command`): the arguments, the ``xxxFromEnv`` resolution and the run.
+* **the command** (:mod:`.command`): the arguments, the ``xxxFromEnv`` resolution and the run;
+  what both runs share (exit statuses, refs) is :mod:`.runs`'s;
+* **a ScaledJob** has its own parts, of the same kinds: the model of KEDA's ScaledJob loop
+  (:mod:`.jobs`, rules J1-J8 with their sources in its module documentation), its spec
+  (:mod:`.job_spec`), its poll driver (:mod:`.job_driver`), output (:mod:`.job_output`) and run
+  (:mod:`.job_command`). No HPA is involved: H1-H7 do not apply, and J1-J8 take the place of
+  K1-K7 and K9 (K8's conversion of values still holds).
 
 Times are simulated seconds from the start (the ScaledObject's creation). Metric values and
 targets are milli-units, as the HPA compares them.
@@ -107,7 +114,7 @@ H7. Only the HPA's own changes are scale events for H6's periods; KEDA's activat
 
 Not modelled: pod start-up and readiness (every pod is ready at once, which the HPA's
 missing-pod and unready-pod handling would otherwise temper), ``advanced.scalingModifiers``,
-pausing, CPU/memory and non-external triggers (refused), ScaledJobs (refused), a change of the
+pausing, CPU/memory and non-external triggers (refused), a change of the
 targets after the HPA is built, and the jitter of real controllers (events here fall exactly on
 the interval multiples).
 """

@@ -1,10 +1,10 @@
 """The ``simulate`` command: its arguments, and one run from the manifest to the output.
 
 This module owns what ``keda-queue-scaler simulate`` does end to end: read the manifest once
-(:mod:`scaler.tools.manifest`), take the ScaledObject's spec (:mod:`.spec`), resolve its
-``xxxFromEnv`` keys from this process's environment as KEDA would from the workload's, connect
-to the scaler, build the model and drive it (:mod:`.driver`), and print or draw the timeline
-(:mod:`.output`).
+(:mod:`scaler.tools.manifest`), choose the object, take the ScaledObject's spec (:mod:`.spec`),
+resolve its ``xxxFromEnv`` keys from this process's environment as KEDA would from the
+workload's, connect to the scaler, build the model and drive it (:mod:`.driver`), and print or
+draw the timeline (:mod:`.output`). A ScaledJob's run is :mod:`.job_command`'s.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Final, TextIO
 
 from scaler.errors import ManifestError, RemoteError
 from scaler.tools import remote
 from scaler.tools.arguments import non_negative_integer, non_negative_number, positive_number
-from scaler.tools.manifest import dropped_note, read_manifest, resolve_from_env
+from scaler.tools.manifest import SCALED_JOB, read_manifest
+from scaler.tools.simulate import job_command
 from scaler.tools.simulate.driver import DEFAULT_SPEED, Clock, CompressedClock, RemoteSource, drive
 from scaler.tools.simulate.hpa import (
     DEFAULT_DOWNSCALE_STABILIZATION,
@@ -29,14 +29,20 @@ from scaler.tools.simulate.hpa import (
 )
 from scaler.tools.simulate.model import Row, ScaleModel
 from scaler.tools.simulate.output import Table, describe, json_rows, plot_available, write_plot
-from scaler.tools.simulate.spec import load_object
+from scaler.tools.simulate.runs import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_READ_FAILED,
+    bad_input,
+    object_refs,
+    stderr,
+)
+from scaler.tools.simulate.spec import choose, load_object
 
 DEFAULT_DURATION: Final = 600.0
 DEFAULT_ADDRESS: Final = "localhost:9090"
 
-EXIT_OK: Final = 0
-EXIT_READ_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_READ_FAILED", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file",
         metavar="MANIFEST",
-        help="the ScaledObject to simulate ('-' reads stdin); xxxFromEnv keys are resolved "
-        "from this process's environment",
+        help="the ScaledObject or ScaledJob to simulate ('-' reads stdin); xxxFromEnv keys are "
+        "resolved from this process's environment",
     )
     parser.add_argument(
         "--address",
@@ -53,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"host:port of the running scaler's gRPC port (default {DEFAULT_ADDRESS}); "
         "the triggers' scalerAddress is not used",
     )
-    parser.add_argument("--name", help="which ScaledObject, when the manifest holds several")
+    parser.add_argument(
+        "--name", help="which ScaledObject or ScaledJob, when the manifest holds several"
+    )
     parser.add_argument(
         "--speed",
         type=positive_number,
@@ -73,14 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=non_negative_integer,
         metavar="N",
         help="the scale target's replicas at the start "
-        "(default: idleReplicaCount if set, else minReplicaCount)",
+        "(default: idleReplicaCount if set, else minReplicaCount); "
+        "for a ScaledJob, the jobs already running (default 0)",
     )
     parser.add_argument(
         "--hpa-sync",
         type=positive_number,
         default=DEFAULT_HPA_SYNC,
         metavar="SECONDS",
-        help="the HPA's sync period (kube-controller-manager "
+        help="the HPA's sync period, for a ScaledObject (kube-controller-manager "
         f"--horizontal-pod-autoscaler-sync-period, default {DEFAULT_HPA_SYNC:g})",
     )
     parser.add_argument(
@@ -104,8 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="also write a chart of values and replicas (needs the 'plot' extra: matplotlib)",
+        help="also write a chart of values and replicas or jobs (needs the 'plot' extra: "
+        "matplotlib)",
     )
+    job_command.add_arguments(parser)
     parser.add_argument(
         "--timeout",
         type=positive_number,
@@ -146,7 +157,7 @@ async def run(
     *,
     clock: Clock | None = None,
 ) -> int:
-    """Simulate ``args.file``'s ScaledObject against the scaler at ``args.address``.
+    """Simulate ``args.file``'s ScaledObject or ScaledJob against the scaler at ``args.address``.
 
     :param args: parsed with :func:`add_arguments`
     :param environ: where ``xxxFromEnv`` names are resolved (the CLI passes its own environment)
@@ -158,31 +169,31 @@ async def run(
         manifest, the options or the plot are unusable
     """
     if args.plot and not plot_available():
-        _stderr(
+        stderr(
             "simulate: --plot needs matplotlib, which is not installed: "
             "pip install 'keda-queue-scaler[plot]'"
         )
         return EXIT_BAD_INPUT
     tls = _tls(args)
     if isinstance(tls, str):
-        _stderr(f"simulate: {tls}")
+        stderr(f"simulate: {tls}")
         return EXIT_BAD_INPUT
     try:
         resources = await read_manifest(args.file)
     except ManifestError as err:
-        return _bad_input(err.problems)
+        return bad_input(err.problems)
     try:
-        spec = load_object(resources, args.name)
+        resource = choose(resources, args.name)
+        if resource.ref.kind == SCALED_JOB:
+            return await job_command.run(args, resource, environ, out, clock=clock, tls=tls)
+        job_options = job_command.given(args)
+        if job_options:
+            raise ManifestError([f"{', '.join(job_options)}: only for a ScaledJob"])
+        spec = load_object([resource])
     except ManifestError as err:
-        return _bad_input(f"{args.file}: {problem}" for problem in err.problems)
+        return bad_input(f"{args.file}: {problem}" for problem in err.problems)
 
-    refs: dict[int, remote.ObjectRef] = {}
-    for trigger in spec.triggers:
-        metadata, dropped = resolve_from_env(trigger.metadata, environ)
-        for key in dropped:
-            note = dropped_note(key, trigger.metadata[key])
-            _stderr(f"simulate: note: trigger {trigger.index}: {note}")
-        refs[trigger.index] = remote.ObjectRef(spec.ref.name, spec.ref.namespace, metadata)
+    refs = object_refs(spec.ref, spec.triggers, environ)
 
     settings = HpaSettings(args.hpa_sync, args.hpa_tolerance, args.hpa_downscale_stabilization)
     clock = clock or CompressedClock(args.speed)
@@ -193,17 +204,17 @@ async def run(
                 remote.ScalerClient(args.address, tls=tls, timeout=args.timeout)
             )
         except OSError as err:
-            _stderr(f"simulate: cannot read {err.filename}: {err.strerror}")
+            stderr(f"simulate: cannot read {err.filename}: {err.strerror}")
             return EXIT_BAD_INPUT
         source = RemoteSource(client, refs)
         try:
             metrics = await source.hpa_metrics(spec)
         except RemoteError as err:
-            _stderr(f"simulate: {args.address}: KEDA could not build the HPA: {err}")
+            stderr(f"simulate: {args.address}: KEDA could not build the HPA: {err}")
             return EXIT_READ_FAILED
         bad = [m.key for m in metrics if m.target <= 0]
         if bad:
-            _stderr(f"simulate: a target of 0 cannot be simulated ({', '.join(bad)})")
+            stderr(f"simulate: a target of 0 cannot be simulated ({', '.join(bad)})")
             return EXIT_BAD_INPUT
         model = ScaleModel(spec, metrics, settings=settings, replicas=args.replicas)
         initial = model.replicas
@@ -221,7 +232,7 @@ async def run(
     if args.json:
         out.write(json_rows(rows))
     if late > min(spec.polling_interval, settings.sync_period) / 2:
-        _stderr(
+        stderr(
             f"simulate: note: the scaler answered slower than --speed {args.speed:g} allows: "
             f"events ran up to {late:.1f} simulated seconds late"
         )
@@ -237,7 +248,7 @@ async def run(
                 initial=initial,
             )
         except OSError as err:
-            _stderr(f"simulate: cannot write {args.plot}: {err.strerror}")
+            stderr(f"simulate: cannot write {args.plot}: {err.strerror}")
             return EXIT_BAD_INPUT
     return EXIT_READ_FAILED if source.failures else EXIT_OK
 
@@ -250,13 +261,3 @@ def _tls(args: argparse.Namespace) -> remote.TlsConfig | str | None:
     if (cert is None) != (key is None):
         return "--tls-cert and --tls-key go together"
     return remote.TlsConfig(ca, cert, key, server_name)
-
-
-def _bad_input(problems: Iterable[str]) -> int:
-    for problem in problems:
-        _stderr(f"simulate: {problem}")
-    return EXIT_BAD_INPUT
-
-
-def _stderr(message: str) -> None:
-    sys.stderr.write(message + "\n")

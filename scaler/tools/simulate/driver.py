@@ -145,17 +145,28 @@ class RemoteSource:
     async def _metric_and_activity(
         self, ref: remote.ObjectRef, name: str
     ) -> tuple[int | None, bool]:
-        # GetMetrics then IsActive; a failure of either retries the pair once (K1)
-        for attempt in (1, 2):
-            try:
-                values = await self._client.metrics(ref, name)
-                active = await self._client.is_active(ref)
-            except RemoteError:
-                if attempt == 2:
-                    raise
-                continue
-            return (keda_value(values) if values else None), active
-        raise AssertionError("unreachable")
+        return await metric_and_activity(self._client, ref, name)
+
+
+async def metric_and_activity(
+    client: remote.ScalerClient, ref: remote.ObjectRef, name: str
+) -> tuple[int | None, bool]:
+    """``GetMetrics`` then ``IsActive``, as KEDA's ``GetMetricsAndActivityForScaler`` makes
+    them: a failure of either retries the pair once (K1).
+
+    :returns: the value in milli-units (``None`` for an empty answer) and the activity
+    :raises RemoteError: the second attempt failed too
+    """
+    for attempt in (1, 2):
+        try:
+            values = await client.metrics(ref, name)
+            active = await client.is_active(ref)
+        except RemoteError:
+            if attempt == 2:
+                raise
+            continue
+        return (keda_value(values) if values else None), active
+    raise AssertionError("unreachable")
 
 
 async def drive(

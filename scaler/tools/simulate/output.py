@@ -35,14 +35,15 @@ class Table:
     def row(self, row: Row) -> None:
         cells = [f"{row.time:8.1f}", row.event.ljust(5)]
         for key, width in zip(self._keys, self._widths, strict=True):
-            cells.append(_value(row.values.get(key), key in row.values).ljust(width))
+            cells.append(format_value(row.values.get(key), key in row.values).ljust(width))
         active = "-" if row.active is None else ("yes" if row.active else "no")
         cells += [active.ljust(6), str(row.replicas).ljust(8), row.reason]
         self._out.write("  ".join(cells).rstrip() + "\n")
         self._out.flush()
 
 
-def _value(value: float | None, present: bool) -> str:
+def format_value(value: float | None, present: bool) -> str:
+    """A metric value as a table cell: ``-`` when nothing was read, ``error`` when it failed."""
     if not present:
         return "-"
     if value is None:

@@ -5,6 +5,8 @@ triggers of one ScaledObject), the HPA's metrics as KEDA builds them (:class:`Hp
 :func:`load_object`, which validates the fields ``simulate`` reads beyond the shared manifest
 model of :mod:`scaler.tools.manifest`, from the raw ``spec`` that model kept (the YAML is
 parsed once, there). It refuses what the model cannot simulate, listing every problem at once.
+It also owns :func:`choose`, which picks the one ScaledObject or ScaledJob of a manifest to
+simulate (a ScaledJob's spec is :mod:`.job_spec`'s).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ FALLBACK_BEHAVIORS: Final = (
     "currentReplicasIfHigher",
     "currentReplicasIfLower",
 )
+#: what ``simulate`` models: a ScaledObject (with its HPA) or a ScaledJob (:mod:`.jobs`)
+KINDS: Final = (SCALED_OBJECT, SCALED_JOB)
 DEFAULT_POLLING_INTERVAL: Final = 30
 DEFAULT_COOLDOWN_PERIOD: Final = 300
 
@@ -126,14 +130,14 @@ def load_object(resources: Sequence[ScaledResource], name: str | None = None) ->
     :param name: which ScaledObject, when the manifest holds several
     :raises ManifestError: listing every problem
     """
-    resource = _choose(resources, name)
+    resource = choose(resources, name, (SCALED_OBJECT,))
     where = str(resource.ref)
     raw = resource.spec
     problems: list[str] = []
 
-    polling = _integer(raw, "pollingInterval", DEFAULT_POLLING_INTERVAL, where, problems, low=1)
-    cooldown = _integer(raw, "cooldownPeriod", DEFAULT_COOLDOWN_PERIOD, where, problems)
-    initial = _integer(raw, "initialCooldownPeriod", 0, where, problems)
+    polling = int_field(raw, "pollingInterval", DEFAULT_POLLING_INTERVAL, where, problems, low=1)
+    cooldown = int_field(raw, "cooldownPeriod", DEFAULT_COOLDOWN_PERIOD, where, problems)
+    initial = int_field(raw, "initialCooldownPeriod", 0, where, problems)
     fallback = _fallback(raw.get("fallback"), where, problems)
     advanced = raw.get("advanced")
     behavior: Behavior | None = None
@@ -180,25 +184,35 @@ def load_object(resources: Sequence[ScaledResource], name: str | None = None) ->
     )
 
 
-def _choose(resources: Sequence[ScaledResource], name: str | None) -> ScaledResource:
-    objects = [r for r in resources if r.ref.kind == SCALED_OBJECT]
+def choose(
+    resources: Sequence[ScaledResource], name: str | None = None, kinds: Sequence[str] = KINDS
+) -> ScaledResource:
+    """The one ScaledObject or ScaledJob (of ``kinds``) to simulate.
+
+    :param name: which one, when the manifest holds several
+    :raises ManifestError: none, or several, match
+    """
+    objects = [r for r in resources if r.ref.kind in kinds]
+    what = " or ".join(kinds)
     if not objects:
-        raise ManifestError(
-            [f"no {SCALED_OBJECT} to simulate ({SCALED_JOB}s are not modelled: they have no HPA)"]
-        )
+        raise ManifestError([f"no {what} to simulate"])
     if name is not None:
         named = [r for r in objects if r.ref.name == name]
         if not named:
             names = ", ".join(r.ref.name for r in objects)
-            raise ManifestError([f"no {SCALED_OBJECT} named {name!r} (found: {names})"])
+            raise ManifestError([f"no {what} named {name!r} (found: {names})"])
         objects = named
     if len(objects) > 1:
-        names = ", ".join(r.ref.name for r in objects)
-        raise ManifestError([f"several {SCALED_OBJECT}s ({names}): choose one with --name"])
+        found = {r.ref.kind for r in objects}
+        if len(found) == 1:
+            names = ", ".join(r.ref.name for r in objects)
+            raise ManifestError([f"several {found.pop()}s ({names}): choose one with --name"])
+        names = ", ".join(f"{r.ref.kind}/{r.ref.name}" for r in objects)
+        raise ManifestError([f"several objects ({names}): choose one with --name"])
     return objects[0]
 
 
-def _integer(
+def int_field(
     mapping: Mapping[str, Any],
     key: str,
     default: int,
@@ -208,6 +222,8 @@ def _integer(
     low: int = 0,
     high: int | None = None,
 ) -> int:
+    """``mapping[key]``, an integer in ``low..high``; ``default`` when absent or wrong (then the
+    problem is added to ``problems``)."""
     value = mapping.get(key)
     if value is None:
         return default
@@ -231,8 +247,8 @@ def _fallback(raw: Any, where: str, problems: list[str]) -> Fallback | None:
     for key in ("failureThreshold", "replicas"):
         if key not in raw:
             problems.append(f"{at}.{key} is required")
-    threshold = _integer(raw, "failureThreshold", 0, at, problems)
-    replicas = _integer(raw, "replicas", 0, at, problems)
+    threshold = int_field(raw, "failureThreshold", 0, at, problems)
+    replicas = int_field(raw, "replicas", 0, at, problems)
     behavior = raw.get("behavior") or "static"
     if behavior not in FALLBACK_BEHAVIORS:
         problems.append(f"{at}.behavior must be one of {', '.join(FALLBACK_BEHAVIORS)}")
@@ -260,7 +276,7 @@ def _rules(raw: Any, default: ScalingRules, at: str, problems: list[str]) -> Sca
         return default
     window = default.stabilization_window
     if raw.get("stabilizationWindowSeconds") is not None:
-        window = _integer(raw, "stabilizationWindowSeconds", 0, at, problems, high=3600)
+        window = int_field(raw, "stabilizationWindowSeconds", 0, at, problems, high=3600)
     select = raw.get("selectPolicy") or default.select_policy
     if select not in (SELECT_MAX, SELECT_MIN, SELECT_DISABLED):
         problems.append(f"{at}.selectPolicy must be Max, Min or Disabled")
@@ -287,8 +303,8 @@ def _policies(raw: Any, at: str, problems: list[str]) -> tuple[ScalingPolicy, ..
             problems.append(f"{here}.type must be Pods or Percent")
             continue
         before = len(problems)
-        value = _integer(item, "value", 0, here, problems, low=1)
-        period = _integer(item, "periodSeconds", 0, here, problems, low=1, high=1800)
+        value = int_field(item, "value", 0, here, problems, low=1)
+        period = int_field(item, "periodSeconds", 0, here, problems, low=1, high=1800)
         for key in ("value", "periodSeconds"):
             if item.get(key) is None:
                 problems.append(f"{here}.{key} is required")
