@@ -186,10 +186,6 @@ class Backend(ABC, Generic[P, C, R]):
     watch_interval: ClassVar[float | None] = None
     #: loggers of its client library that repeat, as noise, errors the scaler reports itself
     quiet_loggers: ClassVar[tuple[str, ...]] = ()
-    #: backends that connect alike (the same connection keys meaning the same thing) share a
-    #: family, so one connection profile serves them all (``redis`` lists and ``redis-streams``);
-    #: None: a family of its own, named as the backend
-    connection_family: ClassVar[str | None] = None
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -232,8 +228,10 @@ class Backend(ABC, Generic[P, C, R]):
 
     @classmethod
     def family(cls) -> str:
-        """The connection family a profile names (:attr:`connection_family`, else the name)."""
-        return cls.connection_family or cls.name
+        """The connection family a profile names: backends that connect alike (the same
+        connection keys meaning the same thing, as a Redis topology's list and stream backends)
+        share one, so one connection profile serves them all; by default the backend's name."""
+        return cls.name
 
     @classmethod
     def secret_keys(cls) -> frozenset[str]:

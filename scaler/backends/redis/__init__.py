@@ -15,7 +15,7 @@ into seconds. The streams have the same layers: ``stream_params``, ``stream_trig
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final, TypeVar
 
 from scaler.backends.base import Backend
 from scaler.backends.redis.client import RedisClient
@@ -52,14 +52,30 @@ from scaler.backends.redis.stream_trigger import build as build_stream
 from scaler.backends.redis.trigger import AgeSpec, RedisList, RedisTrigger, build
 from scaler.metadata import Reading
 
+P = TypeVar("P")
+R = TypeVar("R", bound=RedisList | RedisStream)
 
-class _RedisLists(Backend[ListParams, AnyConnection, RedisList]):
-    """What the three list backends share: only the topology differs."""
+
+#: the connection family of each topology: its list backend's name, so that one connection
+#: profile serves a topology's list and stream backends alike
+_FAMILIES: Final = {STANDALONE: NAME, CLUSTER: CLUSTER_NAME, SENTINEL: SENTINEL_NAME}
+
+
+class _RedisTopology(Backend[P, AnyConnection, R]):
+    """What the six Redis backends share: a topology, which names their connection family."""
 
     topology: ClassVar[str]
     # one script call per server reads every watched key of a connection: cheap enough to
     # watch closely
     watch_interval = 0.025
+
+    @classmethod
+    def family(cls) -> str:
+        return _FAMILIES[cls.topology]
+
+
+class _RedisLists(_RedisTopology[ListParams, RedisList]):
+    """What the three list backends share: only the topology differs."""
 
     def build(self, params: ListParams, reading: Reading) -> RedisTrigger | None:
         return build(self.topology, params, reading)
@@ -74,7 +90,6 @@ class RedisBackend(_RedisLists):
     name = NAME
     params = RedisParams
     topology = STANDALONE
-    connection_family = NAME  # a profile serves lists and streams alike
 
 
 class RedisClusterBackend(_RedisLists):
@@ -83,7 +98,6 @@ class RedisClusterBackend(_RedisLists):
     name = CLUSTER_NAME
     params = RedisClusterParams
     topology = CLUSTER
-    connection_family = CLUSTER_NAME  # a profile serves lists and streams alike
 
 
 class RedisSentinelBackend(_RedisLists):
@@ -92,15 +106,10 @@ class RedisSentinelBackend(_RedisLists):
     name = SENTINEL_NAME
     params = RedisSentinelParams
     topology = SENTINEL
-    connection_family = SENTINEL_NAME  # a profile serves lists and streams alike
 
 
-class _RedisStreams(Backend[StreamParams, AnyConnection, RedisStream]):
+class _RedisStreams(_RedisTopology[StreamParams, RedisStream]):
     """What the three stream backends share: only the topology differs."""
-
-    topology: ClassVar[str]
-    # one script call per server reads every watched stream of a connection, as for lists
-    watch_interval = 0.025
 
     def build(self, params: StreamParams, reading: Reading) -> StreamTrigger | None:
         return build_stream(self.topology, params, reading)
@@ -115,7 +124,6 @@ class RedisStreamsBackend(_RedisStreams):
     name = STREAMS_NAME
     params = RedisStreamsParams
     topology = STANDALONE
-    connection_family = NAME  # a profile serves lists and streams alike
 
 
 class RedisClusterStreamsBackend(_RedisStreams):
@@ -124,7 +132,6 @@ class RedisClusterStreamsBackend(_RedisStreams):
     name = CLUSTER_STREAMS_NAME
     params = RedisClusterStreamsParams
     topology = CLUSTER
-    connection_family = CLUSTER_NAME  # a profile serves lists and streams alike
 
 
 class RedisSentinelStreamsBackend(_RedisStreams):
@@ -133,7 +140,6 @@ class RedisSentinelStreamsBackend(_RedisStreams):
     name = SENTINEL_STREAMS_NAME
     params = RedisSentinelStreamsParams
     topology = SENTINEL
-    connection_family = SENTINEL_NAME  # a profile serves lists and streams alike
 
 
 __all__ = [

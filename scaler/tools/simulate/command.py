@@ -35,6 +35,7 @@ from scaler.tools.simulate.runs import (
     EXIT_READ_FAILED,
     bad_input,
     object_refs,
+    open_client,
     stderr,
 )
 from scaler.tools.simulate.spec import choose, load_object
@@ -199,12 +200,8 @@ async def run(
     clock = clock or CompressedClock(args.speed)
     rows: list[Row] = []
     async with contextlib.AsyncExitStack() as stack:
-        try:
-            client = await stack.enter_async_context(
-                remote.ScalerClient(args.address, tls=tls, timeout=args.timeout)
-            )
-        except OSError as err:
-            stderr(f"simulate: cannot read {err.filename}: {err.strerror}")
+        client = await open_client(stack, args, tls)
+        if client is None:
             return EXIT_BAD_INPUT
         source = RemoteSource(client, refs)
         try:

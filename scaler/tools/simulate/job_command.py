@@ -35,6 +35,7 @@ from scaler.tools.simulate.runs import (
     EXIT_OK,
     EXIT_READ_FAILED,
     object_refs,
+    open_client,
     stderr,
 )
 
@@ -96,12 +97,8 @@ async def run(
     title = describe_job(spec, job_duration, pending, args.duration, args.speed)
     rows: list[JobRow] = []
     async with contextlib.AsyncExitStack() as stack:
-        try:
-            client = await stack.enter_async_context(
-                remote.ScalerClient(args.address, tls=tls, timeout=args.timeout)
-            )
-        except OSError as err:
-            stderr(f"simulate: cannot read {err.filename}: {err.strerror}")
+        client = await open_client(stack, args, tls)
+        if client is None:
             return EXIT_BAD_INPUT
         source = JobSource(client, refs)
         try:

@@ -1,9 +1,12 @@
 """What the two runs of ``simulate`` (a ScaledObject's, a ScaledJob's) share: the exit statuses,
-messages on stderr, and the ``ScaledObjectRef`` KEDA sends for each trigger.
+messages on stderr, the ``ScaledObjectRef`` KEDA sends for each trigger, and the client of the
+running scaler.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -41,3 +44,17 @@ def bad_input(problems: Iterable[str]) -> int:
 
 def stderr(message: str) -> None:
     sys.stderr.write(message + "\n")
+
+
+async def open_client(
+    stack: contextlib.AsyncExitStack, args: argparse.Namespace, tls: remote.TlsConfig | None
+) -> remote.ScalerClient | None:
+    """The client of the scaler at ``--address``, closed with ``stack``; None (said on stderr)
+    when a TLS file cannot be read."""
+    try:
+        return await stack.enter_async_context(
+            remote.ScalerClient(args.address, tls=tls, timeout=args.timeout)
+        )
+    except OSError as err:
+        stderr(f"simulate: cannot read {err.filename}: {err.strerror}")
+        return None
