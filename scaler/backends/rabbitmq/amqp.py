@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Coroutine
 from typing import Any
 
 import aio_pika
@@ -97,7 +98,22 @@ class AmqpClient(Client[RabbitQueue]):
                 self._drop(vhost, link)
             if self._closed:
                 raise BackendUnavailable(f"{self._connection.where}: client closed")
-            return await self._keep(vhost, await self._open(vhost))
+            return await self._keep(vhost, await self._open_shielded(vhost))
+
+    async def _open_shielded(self, vhost: str) -> aio_pika.abc.AbstractConnection:
+        """Open a connection that a cancelled caller cannot leak.
+
+        aio-pika opens the AMQP connection and then waits for its reader task to start; a
+        cancellation landing in between (the read's deadline, just as a paused broker answers)
+        drops an open connection nobody holds. The opening runs in a task of its own, bounded
+        by the client's timeout; a caller that gives up leaves it to close what it opens.
+        """
+        opening = asyncio.get_running_loop().create_task(self._open(vhost))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            self._in_background(_close_when_open(opening))
+            raise
 
     async def _keep(
         self, vhost: str, link: aio_pika.abc.AbstractConnection
@@ -139,7 +155,10 @@ class AmqpClient(Client[RabbitQueue]):
         if self._links.get(vhost) is link:
             del self._links[vhost]
         # closed in the background: this may run while the caller is being cancelled
-        task = asyncio.get_running_loop().create_task(_close_link(link))
+        self._in_background(_close_link(link))
+
+    def _in_background(self, closing: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(closing)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -150,6 +169,14 @@ class AmqpClient(Client[RabbitQueue]):
         await asyncio.gather(*(_close_link(link) for link in links))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _close_when_open(opening: asyncio.Task[aio_pika.abc.AbstractConnection]) -> None:
+    try:
+        link = await opening
+    except Exception:  # noqa: BLE001 - it failed to open: nothing to close
+        return
+    await _close_link(link)
 
 
 async def _close_link(link: aio_pika.abc.AbstractConnection) -> None:
