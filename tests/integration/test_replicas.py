@@ -6,7 +6,8 @@ committing while partition 1 moves: with a shared state store (a test-owned ``re
 every replica gives the same ``excludePersistentLag`` value, a replica started after the
 partition became persistent included; without one, that late replica disagrees (the warning of
 docs/operations.md, "Running several replicas"). The store stopped mid-scenario: answers go on
-from memory, with the warning and the metrics; restarted: shared again.
+from memory, with the warning and the metrics; restarted: shared again. A store behind a password
+works, and a wrong one degrades, neither shown anywhere.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ import redis.asyncio as aioredis
 
 from bench.harness.ports import free_port
 from bench.harness.scaler_process import scaler_process, wait_serving
+from scaler.app import build_history
 from scaler.backends.base import metric_name
 from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.settings import Settings
+from scaler.state import FallbackHistory
 from scaler.state_redis import PREFIX
 from tests.conftest import ref
 from tests.integration.kafka_fixtures import commit, committed, kafka_metadata, produce
@@ -217,3 +221,30 @@ async def test_replicas_without_a_store_disagree(
         assert sorted(set(values)) == [14.0, 29.0]
         assert values.count(29.0) == 2
         assert "3 replicas without --state-url" in late.log.read_text()
+
+
+async def test_a_store_with_a_password_and_a_wrong_one_never_shows_it(own_redis, caplog) -> None:
+    """``--state-url`` with a password: the store answers; with a wrong one, memory answers,
+    and neither the log, the repr nor the warning shows the password."""
+    async with aioredis.Redis.from_url(own_redis.url) as admin:
+        await admin.config_set("requirepass", "s3cret-state-pw")
+    good = f"redis://:s3cret-state-pw@127.0.0.1:{own_redis.port}/0"
+    bad = f"redis://:wrong-state-pw@127.0.0.1:{own_redis.port}/0"
+    with caplog.at_level("INFO"):
+        shared = build_history(Settings(state_url=good))
+        wrong = build_history(Settings(state_url=bad))
+        assert isinstance(shared, FallbackHistory)
+        assert isinstance(wrong, FallbackHistory)
+        fact = [("password-test", 7)]
+        assert await shared.unchanged_for(fact) == [0.0]
+        await asyncio.sleep(1.1)
+        assert 1.0 <= (await shared.unchanged_for(fact))[0] < 3.0  # the server's clock
+        assert not shared.degraded
+        assert await wrong.unchanged_for(fact) == [0.0]  # its own memory: never an error
+        assert wrong.degraded
+        await shared.aclose()
+        await wrong.aclose()
+    assert "unavailable (AuthenticationError)" in caplog.text
+    for secret in ("s3cret-state-pw", "wrong-state-pw"):
+        assert secret not in caplog.text
+        assert secret not in repr(shared.store) + repr(wrong.store)
