@@ -158,7 +158,7 @@ class ScalerMetrics:
         self.state_store_up = Gauge(
             f"{_PREFIX}_state_store_up",
             "1 while the shared state store answers, 0 while this replica answers from its "
-            "memory alone (absent without --state-url)",
+            "memory alone and before the store's first answer (absent without --state-url)",
             registry=registry,
         )
         self._per_resource = (self.last_value, self.last_success, self.oldest_age, self.in_flight)
