@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from scaler.backends import build_backends
-from scaler.backends.base import AnyBackend, Measurement
+from scaler.backends.base import AnyBackend, History, Measurement
 from scaler.cache import Coalescer
 from scaler.engine import Engine, Observer, Observers
 from scaler.errors import SettingsError
@@ -43,6 +43,8 @@ from scaler.proto import externalscaler_pb2 as pb
 from scaler.proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ExternalScalerServicer
 from scaler.settings import Settings
+from scaler.state import FallbackHistory, MemoryHistory, StateObserver
+from scaler.state_redis import RedisHistory
 from scaler.status import StatusBoard
 from scaler.status_page import WSGIApp, status_app
 from scaler.watch import WatchHub
@@ -91,6 +93,7 @@ def build_engine(
     *,
     retire_after: float = RETIRE_AFTER,
     rebuild_after: float = REBUILD_AFTER,
+    state_observer: StateObserver | None = None,
 ) -> Engine:
     """The engine with its backends, pool and coalescer: the one wiring that the service,
     ``check``, the tests and the benchmarks share.
@@ -99,6 +102,7 @@ def build_engine(
     :param backends: the registry to serve (default: every built-in backend)
     :param retire_after: see :class:`BackendPool` (tests shorten it)
     :param rebuild_after: see :class:`BackendPool` (tests shorten it)
+    :param state_observer: told how the shared state store (``--state-url``) answers
     """
     if backends is None:
         backends = build_backends(settings.backend_timeout)
@@ -126,9 +130,27 @@ def build_engine(
         cache,
         settings.backend_timeout,
         observer=observer,
+        history=build_history(settings, state_observer),
     )
     engine.set_profiles(profiles)
     return engine
+
+
+def build_history(settings: Settings, observer: StateObserver | None = None) -> History:
+    """This process's memory, behind the shared store of ``--state-url`` when there is one."""
+    memory = MemoryHistory()
+    if not settings.state_url:
+        if settings.replicas > 1:
+            log.warning(
+                "%d replicas without --state-url: each keeps its own persistent-lag memory, so "
+                "replicas may answer differently for the same trigger (docs/operations.md, "
+                "Running several replicas)",
+                settings.replicas,
+            )
+        return memory
+    store = RedisHistory(settings.state_url)
+    log.info("state shared in %s", store.address)
+    return FallbackHistory(store, memory, observer, describe=f"state store {store.address}")
 
 
 def watch_interval(settings: Settings, backend: AnyBackend) -> float:
@@ -227,7 +249,9 @@ class ScalerApp:
         observer: Observer = (
             self.metrics if self.status is None else Observers(self.metrics, self.status)
         )
-        self.engine = build_engine(settings, observer, backends)
+        self.engine = build_engine(settings, observer, backends, state_observer=self.metrics)
+        if not settings.state_url:
+            self.metrics.without_state_store()
         intervals = {
             name: watch_interval(settings, backend)
             for name, backend in self.engine.backends.items()

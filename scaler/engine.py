@@ -12,7 +12,7 @@ The engine owns the path every RPC and every watcher takes below the gRPC layer:
   many resources of one connection at once (watchers). Both go through one read path,
   :meth:`Engine._attempt`: bounded by the backend timeout, retried once on a fresh client after
   a connection error (KEDA's rebuild-once rule), reported to an :class:`Observer`; then each
-  measurement gets the facts that span reads (:class:`~scaler.state.MemoryHistory`).
+  measurement gets the facts that span reads (``scaler.state``: in memory, or shared).
 * :meth:`Engine.assess` is the one place a measurement becomes a value and an activity.
 
 It knows nothing of gRPC or Prometheus.
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
-from scaler.backends.base import AnyBackend, Client, Evaluation, Measurement, Trigger
+from scaler.backends.base import AnyBackend, Client, Evaluation, History, Measurement, Trigger
 from scaler.cache import Coalescer
 from scaler.errors import (
     BackendError,
@@ -147,7 +147,7 @@ class Engine:
         cache: Coalescer[ReadKey, Measurement],
         backend_timeout: float,
         observer: Observer | None = None,
-        history: MemoryHistory | None = None,
+        history: History | None = None,
         parse_cache_size: int = 20_000,
     ) -> None:
         self.backends = backends
@@ -356,7 +356,7 @@ class Engine:
         """A fresh measurement, with the facts that span reads, reported."""
         trigger = parsed.trigger
         measurement = await self.backends[parsed.backend].remember(
-            trigger.connection, trigger.resource, measurement, self.history, time.monotonic()
+            trigger.connection, trigger.resource, measurement, self.history
         )
         self._observer.measured(parsed.backend, trigger.resource_label(), measurement)
         return measurement
@@ -367,6 +367,7 @@ class Engine:
         await self.pool.aclose_all()
         for backend in self.backends.values():
             await backend.aclose()
+        await self.history.aclose()
 
 
 def _check_size(metadata: Mapping[str, str]) -> None:

@@ -46,6 +46,7 @@ class ScalerMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry, max_resources: int = 1000) -> None:
+        self._registry = registry
         # prometheus_client adds a `_created` series to every counter and histogram by default:
         # twice the series for no query anyone writes (the switch is the library's, global)
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -149,6 +150,17 @@ class ScalerMetrics:
             registry=registry,
         )
         self.threads.set_function(_thread_count)
+        self.state_store_errors = Counter(
+            f"{_PREFIX}_state_store_errors_total",
+            "Failed attempts on the shared state store (--state-url); memory answered instead",
+            registry=registry,
+        )
+        self.state_store_up = Gauge(
+            f"{_PREFIX}_state_store_up",
+            "1 while the shared state store answers, 0 while this replica answers from its "
+            "memory alone and before the store's first answer (absent without --state-url)",
+            registry=registry,
+        )
         self._per_resource = (self.last_value, self.last_success, self.oldest_age, self.in_flight)
         for method in ("StreamIsActive", "StreamMetricSpec"):
             self.open_streams.labels(method)
@@ -215,6 +227,16 @@ class ScalerMetrics:
 
     def watcher_count(self, count: int) -> None:
         self.watchers.set(count)
+
+    def without_state_store(self) -> None:
+        """No shared store is configured: no ``state_store_up`` series to mislead an alert."""
+        self._registry.unregister(self.state_store_up)
+
+    def state_store(self, up: bool, error: bool) -> None:
+        """One attempt on the shared state store (``scaler.state.StateObserver``)."""
+        self.state_store_up.set(1 if up else 0)
+        if error:
+            self.state_store_errors.inc()
 
 
 def _thread_count() -> int:

@@ -83,8 +83,17 @@ def _count(text: str) -> int:
     return value
 
 
-def _setting(default: Any, parse: Callable[[str], Any], help: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "help": help})
+def _state_url(text: str) -> str:
+    if text.partition("://")[0] not in ("redis", "rediss"):
+        raise ValueError("must be a redis:// or rediss:// URL")
+    return text
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help: str, *, secret: bool = False) -> Any:
+    # a secret setting is left out of repr and never quoted in an error
+    return field(
+        default=default, repr=not secret, metadata={"parse": parse, "help": help, "secret": secret}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,19 @@ class Settings:
     )
     pool_idle_timeout: float = _setting(
         600.0, _positive_seconds, "seconds after which an unused broker connection is closed"
+    )
+    state_url: str = _setting(
+        "",
+        _state_url,
+        "`redis://` or `rediss://` URL (password allowed, never logged) of the state store "
+        "several replicas share (persistent lag); empty: this process's memory",
+        secret=True,
+    )
+    replicas: int = _setting(
+        1,
+        _count,
+        "replicas of this service that KEDA balances over (the chart sets it): more than 1 "
+        "without --state-url logs a warning at start-up",
     )
     max_resource_series: int = _setting(
         1000, _count, "resources with their own `last_value` series in `/metrics`"
@@ -217,7 +239,8 @@ class Settings:
             try:
                 values[f.name] = f.metadata["parse"](str(raw).strip())
             except ValueError as err:
-                problems.append(f"{source}: {str(raw)!r} is invalid ({err})")
+                shown = "the value" if f.metadata["secret"] else repr(str(raw))
+                problems.append(f"{source}: {shown} is invalid ({err})")
         if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
             problems.append("--tls-cert and --tls-key must be given together")
         if values.get("tls_client_ca") and not values.get("tls_cert"):

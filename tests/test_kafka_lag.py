@@ -210,17 +210,30 @@ def test_ensure_even_distribution_rounds_up_to_a_divisor(lag: int, expected: flo
     assert t.evaluate(offsets(*parts)).value == expected
 
 
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def remembered(
     t: KafkaTrigger, history: MemoryHistory, now: float, *partitions: tuple[int, int, int]
 ) -> Measurement:
     """A fresh read of ``partitions`` at ``now``, with the facts the engine adds across reads."""
     backend = KafkaBackend(timeout=1.0)
-    return await backend.remember(t.connection, t.resource, offsets(*partitions), history, now)
+    clock = history._clock
+    assert isinstance(clock, Clock)
+    clock.now = now
+    return await backend.remember(t.connection, t.resource, offsets(*partitions), history)
 
 
 async def test_unchanged_for_counts_from_the_first_sighting_and_restarts_on_a_change() -> None:
     t = trigger()
-    history = MemoryHistory()
+    history = MemoryHistory(clock=Clock())
 
     async def unchanged(now: float, *partitions: tuple[int, int, int]) -> list[float]:
         measurement = await remembered(t, history, now, *partitions)
@@ -243,7 +256,7 @@ async def test_unchanged_for_counts_from_the_first_sighting_and_restarts_on_a_ch
 
 async def test_persistent_lag_is_excluded_from_the_metric_but_not_from_activity() -> None:
     t = trigger(excludePersistentLag="true", persistentLagSeconds="30", allowIdleConsumers="true")
-    history = MemoryHistory()
+    history = MemoryHistory(clock=Clock())
 
     async def evaluate(now: float, *partitions: tuple[int, int, int]) -> Evaluation:
         return t.evaluate(await remembered(t, history, now, *partitions))

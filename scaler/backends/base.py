@@ -21,6 +21,9 @@ their own client library (an import-linter contract enforces it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,10 +164,36 @@ class Client(ABC, Generic[R]):
 
 
 class History(Protocol):
-    """Facts that span reads, kept by the engine (``scaler.state``) and keyed by the backend."""
+    """Facts that span reads, kept by the engine (``scaler.state``) and keyed by the backend
+    with :func:`state_key`; in memory or shared by every replica (``--state-url``)."""
 
-    def since(self, key: Hashable, value: Hashable, now: float) -> float:
-        """When ``key`` was first seen holding ``value``: ``now`` if it is new or changed."""
+    async def unchanged_for(self, facts: Sequence[tuple[str, Hashable]]) -> list[float]:
+        """Seconds each ``(key, value)`` has held its value (0 when new or changed), for a
+        whole batch in one store round trip; clocks are the store's business."""
+
+    async def aclose(self) -> None:
+        """Close the store's connections, if any."""
+
+
+def state_key(connection: object, *resource: object) -> str:
+    """A stable key of shared state: the sha256 hex digest of a connection identity and a
+    resource part, the same in every replica and every run.
+
+    A dataclass connection counts by its fields shown in ``repr`` only: the secrets (password,
+    keys) are ``repr=False`` by the rule of every connection, and never reach the digest.
+    """
+
+    def plain(value: object) -> object:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return [
+                [f.name, plain(getattr(value, f.name))] for f in dataclasses.fields(value) if f.repr
+            ]
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    text = json.dumps([plain(connection), plain(list(resource))], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Backend(ABC, Generic[P, C, R]):
@@ -213,7 +242,7 @@ class Backend(ABC, Generic[P, C, R]):
         """A client for a connection identity (lazy: it connects on first use)."""
 
     async def remember(
-        self, connection: C, resource: R, measurement: Measurement, history: History, now: float
+        self, connection: C, resource: R, measurement: Measurement, history: History
     ) -> Measurement:
         """Add facts that span reads to a fresh measurement (default: none)."""
         return measurement

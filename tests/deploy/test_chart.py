@@ -300,6 +300,78 @@ def test_notes_print_the_scaler_address(helm: Path, tmp_path: Path):
         (config_map,) = load_documents(result.stdout)
         notes = config_map["data"]["notes"]
         assert f"scalerAddress: {SCALER_ADDRESS}" in notes
+        assert "headless" in notes
+        assert "round-robin per RPC" in notes
+        assert "--max-connection-age" in notes
         if values:
             assert 'enableTLS: "true"' in notes
             assert "connection: " in notes
+            assert "shared in the state store of Secret keda-queue-scaler-state" in notes
+        else:
+            # three replicas by default, and no store: the disagreement is spelled out
+            assert "WARNING: 3 replicas without stateStore.existingSecret" in notes
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_three_replicas_spread_over_nodes_and_zones_by_default(
+    default_objects: list[dict[str, Any]],
+):
+    deployment = only(default_objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    pod = deployment["spec"]["template"]["spec"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    assert (
+        "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
+    )
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in spread.values():
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"  # soft: one zone still works
+        assert constraint["labelSelector"]["matchLabels"] == selector
+    pdb = only(default_objects, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    (container,) = pod["containers"]
+    env = _env(container)
+    # the service is told how many replicas there are (it warns: no state store by default)
+    assert env["SCALER_REPLICAS"]["value"] == "3"
+    assert "SCALER_STATE_URL" not in env
+    settings = load_settings(container.get("args", []), literal_env(container))
+    assert settings.replicas == 3
+    assert settings.state_url == ""
+
+
+def test_the_state_store_url_comes_from_a_secret(all_objects: list[dict[str, Any]]):
+    deployment = only(all_objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    url = _env(container)["SCALER_STATE_URL"]
+    assert "value" not in url  # never a plain value in the manifest
+    assert url["valueFrom"]["secretKeyRef"] == {
+        "name": "keda-queue-scaler-state",
+        "key": "redis-url",
+    }
+    # a user's own affinity replaces the default anti-affinity
+    assert set(deployment["spec"]["template"]["spec"]["affinity"]) == {"nodeAffinity"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (
+            ["--set", "settings.stateUrl=redis://x"],
+            "settings.stateUrl: set stateStore.existingSecret",
+        ),
+        (["--set", "settings.replicas=2"], "settings.replicas: set replicaCount"),
+    ],
+)
+def test_the_state_url_and_replicas_are_not_plain_settings(
+    helm: Path, flags: list[str], error: str
+):
+    result = _helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *flags)
+    assert result.returncode != 0
+    assert error in result.stderr

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -116,6 +117,10 @@ def test_scaler_settings_exist_and_are_valid(services: dict[str, dict[str, Any]]
     published = _published(scaler)
     assert settings.grpc_port in published.values()
     assert settings.metrics_port in published.values()
+    # the state store is the stack's own Redis (another database than the demo's list)
+    state = urlsplit(settings.state_url)
+    assert (state.scheme, state.hostname, state.path) == ("redis", "redis", "/1")
+    assert "redis" in scaler["depends_on"]
 
 
 def _published(service: dict[str, Any]) -> dict[int, int]:

@@ -17,7 +17,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from scaler.backends.base import Backend, History, Measurement
+from scaler.backends.base import Backend, History, Measurement, state_key
 from scaler.backends.kafka.client import KafkaClient
 from scaler.backends.kafka.params import KafkaParams
 from scaler.backends.kafka.trigger import NAME, ConsumerLag, KafkaConnection, KafkaTrigger, build
@@ -61,18 +61,27 @@ class KafkaBackend(Backend[KafkaParams, KafkaConnection, ConsumerLag]):
         resource: ConsumerLag,
         measurement: Measurement,
         history: History,
-        now: float,
     ) -> Measurement:
         """Each partition's ``unchanged_for``: seconds its committed offset has stayed as it is
-        (0 at first sighting and after a change), which ``excludePersistentLag`` reads."""
-        items = []
+        (0 at first sighting and after a change), which ``excludePersistentLag`` reads; one
+        history round trip for all the partitions of the read."""
+        # keyed by the brokers, SASL user and TLS (never a secret: state_key leaves them out),
+        # the group and the partition, as every replica reads them;
         # uncommitted partitions (-1) too: a commit that vanishes (expired offsets) and comes
         # back at the same offset is a change, so its clock starts again
-        for item in measurement.items:
-            key = (connection, resource.group, item["topic"], item["partition"])
-            first_seen = history.since(key, item["committed"], now)
-            items.append({**item, "unchanged_for": now - first_seen})
-        return dataclasses.replace(measurement, items=tuple(items))
+        facts = [
+            (
+                state_key(connection, "kafka", resource.group, item["topic"], item["partition"]),
+                item["committed"],
+            )
+            for item in measurement.items
+        ]
+        unchanged = await history.unchanged_for(facts)
+        items = tuple(
+            {**item, "unchanged_for": seconds}
+            for item, seconds in zip(measurement.items, unchanged, strict=True)
+        )
+        return dataclasses.replace(measurement, items=items)
 
     async def aclose(self) -> None:
         """Stop the thread pool; a read still blocked in it finishes on its own."""
